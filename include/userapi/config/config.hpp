@@ -1,0 +1,63 @@
+// Every setting of the server, from built-in defaults, then the config file, then the
+// command line (contract section 5). Loading is all-or-nothing: a bad value anywhere is an
+// error naming it, and the server never starts half-configured.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace userapi::config {
+
+struct settings {
+    std::string address = "127.0.0.1";
+    std::uint16_t port = 8080;
+    unsigned threads = 0;  // 0: hardware concurrency
+
+    bool rate_limit_enabled = true;
+    double rate_limit_capacity = 5;
+    double rate_limit_refill_per_minute = 10;
+    std::vector<std::string> trusted_proxies;  // CIDRs, validated
+    int ipv6_prefix = 64;
+    std::size_t max_clients = 100000;
+
+    std::size_t cache_capacity = 10000;
+    std::int64_t cache_ttl_ms = 60000;
+    std::int64_t cache_cleanup_interval_ms = 10000;
+
+    std::string db_path = "data/userapi.db";
+    std::int64_t db_latency_ms = 200;
+    std::size_t db_queue_limit = 1000;
+    std::int64_t seed_users = 3;
+
+    std::size_t max_body_bytes = 16384;
+    std::int64_t header_timeout_ms = 10000;
+    std::int64_t idle_timeout_ms = 30000;
+    std::int64_t request_timeout_ms = 30000;
+    std::int64_t drain_timeout_ms = 10000;
+    std::size_t max_connections = 10000;
+
+    std::string admin_token;  // empty: DELETE /cache is open
+    std::string log_level = "info";
+    std::string log_format = "text";
+
+    unsigned effective_threads() const;
+    // One line for the startup log (the admin token is never printed).
+    std::string summary() const;
+};
+
+// What the command line asked for: run with these settings, or print and exit.
+struct load_result {
+    std::optional<settings> config;  // set: run
+    int exit_code = 0;               // when not running
+    std::string output;              // for stdout (help, version) when exit_code == 0, else stderr
+};
+
+// `args` excludes the program name. `env_admin_token` is USERAPI_ADMIN_TOKEN, if set.
+load_result load(const std::vector<std::string>& args, const char* env_admin_token);
+
+std::string help_text();
+std::string version_text();
+
+}  // namespace userapi::config

@@ -1,0 +1,59 @@
+// Turns one parsed request into one response: request id, rate limit, routing, the user
+// service, problem+json for every error, metrics and the access log. It holds no per-request
+// state, so one handler serves every session on every thread.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <string_view>
+
+#include <boost/asio/awaitable.hpp>
+
+#include "userapi/config/config.hpp"
+#include "userapi/core/client_resolver.hpp"
+#include "userapi/http/beast_types.hpp"
+#include "userapi/http/metrics.hpp"
+#include "userapi/http/rate_limiter.hpp"
+#include "userapi/service/user_service.hpp"
+
+namespace userapi::http {
+
+// What the server as a whole is doing; atomics shared by the listener, sessions and handler.
+struct server_state {
+    std::atomic<bool> draining{false};
+    std::atomic<std::size_t> active_requests{0};  // read and not yet answered
+    std::atomic<std::size_t> connections{0};      // open now
+};
+
+class handler {
+public:
+    // `limiter` may be null: rate limiting off.
+    handler(const config::settings& cfg, service::user_service& users, rate_limiter* limiter,
+            const core::client_resolver& clients, metrics& stats, server_state& state);
+
+    // Never throws; every failure becomes a problem+json response.
+    boost::asio::awaitable<response> handle(const request& req, const core::ip_address& peer);
+
+    // The answer to a request the session could not read in full (400, 413, 431): no
+    // routing and no token. `req` holds whatever header was parsed (maybe none).
+    response reject(const request& req, unsigned status, std::string_view detail, const core::ip_address& peer);
+
+private:
+    struct exchange;  // one request's working state
+    boost::asio::awaitable<void> dispatch(exchange& x);
+    boost::asio::awaitable<void> get_user(exchange& x);
+    boost::asio::awaitable<void> create_user(exchange& x);
+    void delete_cache(exchange& x);
+    void cache_status(exchange& x);
+    void render_metrics(exchange& x);
+    void finish(exchange& x);
+
+    const config::settings& cfg_;
+    service::user_service& users_;
+    rate_limiter* limiter_;
+    const core::client_resolver& clients_;
+    metrics& stats_;
+    server_state& state_;
+};
+
+}  // namespace userapi::http

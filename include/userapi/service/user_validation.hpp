@@ -1,0 +1,28 @@
+// The rules a POST /users body must follow (contract section 2). Pure: no I/O.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include "userapi/service/user.hpp"
+
+namespace userapi::service {
+
+inline constexpr std::size_t kMaxNameChars = 100;    // Unicode code points
+inline constexpr std::size_t kMaxEmailChars = 254;
+
+struct invalid_user {
+    std::string detail;  // names the offending field, for the client
+};
+
+// A JSON object with exactly the string members "name" and "email", valid UTF-8.
+std::variant<new_user, invalid_user> parse_new_user(std::string_view body);
+
+// local@domain.tld, ASCII, at most 254 characters.
+bool is_valid_email(std::string_view email);
+
+// Code points in valid UTF-8 text.
+std::size_t utf8_length(std::string_view text);
+
+}  // namespace userapi::service

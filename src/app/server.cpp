@@ -1,0 +1,218 @@
+#include "userapi/app/server.hpp"
+
+#include <thread>
+#include <vector>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+
+#include "userapi/app/log.hpp"
+#include "userapi/core/client_resolver.hpp"
+#include "userapi/http/handler.hpp"
+#include "userapi/http/session.hpp"
+#include "userapi/service/db_queue.hpp"
+#include "userapi/service/memory_user_repository.hpp"
+#include "userapi/service/user_cache.hpp"
+#include "userapi/service/user_service.hpp"
+
+namespace userapi::app {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+namespace {
+
+core::client_resolver make_resolver(const config::settings& cfg) {
+    std::vector<core::cidr> trusted;
+    for (const auto& c : cfg.trusted_proxies) trusted.push_back(*core::parse_cidr(c));
+    return core::client_resolver(std::move(trusted), cfg.ipv6_prefix);
+}
+
+core::bucket_policy make_policy(const config::settings& cfg) {
+    return {cfg.rate_limit_capacity, cfg.rate_limit_refill_per_minute / 60.0};
+}
+
+}  // namespace
+
+// Destruction order matters: the DB side goes first (its queued operations hold callbacks
+// that post to the HTTP io_context), then the HTTP io_context (its coroutine frames refer to
+// the handler and the service), then everything else.
+struct server::impl {
+    impl(config::settings c, std::unique_ptr<service::user_repository> r, const core::clock* clk)
+        : cfg(std::move(c)),
+          clock(clk ? *clk : system_clock),
+          repo(r ? std::move(r) : std::make_unique<service::memory_user_repository>()),
+          http_ioc(std::make_unique<asio::io_context>(static_cast<int>(cfg.effective_threads()))),
+          db_ioc(std::make_unique<asio::io_context>(1)),
+          cache(clock, cfg.cache_capacity, std::chrono::milliseconds(cfg.cache_ttl_ms)),
+          db(std::make_unique<service::db_queue>(*db_ioc, std::chrono::milliseconds(cfg.db_latency_ms), cfg.db_queue_limit)),
+          users(cache, *db, *repo),
+          limiter(clock, make_policy(cfg), cfg.max_clients),
+          resolver(make_resolver(cfg)),
+          handler(cfg, users, cfg.rate_limit_enabled ? &limiter : nullptr, resolver, stats, state) {}
+
+    ~impl() {
+        http_ioc->stop();
+        db_ioc->stop();
+        join();
+        acceptor.reset();
+        db.reset();
+        db_ioc.reset();
+        http_ioc.reset();
+    }
+
+    void join() {
+        for (auto& t : threads)
+            if (t.joinable()) t.join();
+        if (db_thread.joinable()) db_thread.join();
+    }
+
+    asio::awaitable<void> listen();
+    asio::awaitable<void> sweep();
+    asio::awaitable<void> drain();
+    void begin_drain();
+
+    config::settings cfg;
+    core::system_clock system_clock;
+    const core::clock& clock;
+    std::unique_ptr<service::user_repository> repo;  // touched only on the DB thread once started
+    std::unique_ptr<asio::io_context> http_ioc;
+    std::unique_ptr<asio::io_context> db_ioc;  // run by db_thread alone: the DB queue's owner
+    service::user_cache cache;
+    std::unique_ptr<service::db_queue> db;
+    service::user_service users;
+    http::rate_limiter limiter;
+    core::client_resolver resolver;
+    http::metrics stats;
+    http::server_state state;
+    http::handler handler;
+    std::unique_ptr<tcp::acceptor> acceptor;  // used on the HTTP io_context's threads
+    std::unique_ptr<asio::signal_set> signals;
+    std::vector<std::thread> threads;
+    std::thread db_thread;
+    unsigned short bound_port = 0;
+};
+
+asio::awaitable<void> server::impl::listen() {
+    for (;;) {
+        auto [ec, socket] = co_await acceptor->async_accept(asio::make_strand(*http_ioc), use_tuple);
+        if (ec) {
+            if (ec == asio::error::operation_aborted || !acceptor->is_open()) co_return;
+            // Out of descriptors or a connection reset before accept: log, pause, go on.
+            log_line(spdlog::level::err, "accept failed: " + escape_for_log(ec.message()));
+            asio::steady_timer pause(co_await asio::this_coro::executor, std::chrono::milliseconds(50));
+            co_await pause.async_wait(use_tuple);
+            continue;
+        }
+        if (state.connections.load() >= cfg.max_connections || state.draining.load()) {
+            stats.connection_refused();
+            boost::system::error_code ignore;
+            socket.close(ignore);
+            continue;
+        }
+        stats.connection_opened();
+        socket.set_option(tcp::no_delay(true), ec);
+        state.connections.fetch_add(1);
+        auto executor = socket.get_executor();
+        asio::co_spawn(executor, http::run_session(boost::beast::tcp_stream(std::move(socket)), handler, cfg, state),
+                       [this](std::exception_ptr e) {
+                           state.connections.fetch_sub(1);
+                           if (e) log_line(spdlog::level::err, "session ended by an unexpected error");
+                       });
+    }
+}
+
+asio::awaitable<void> server::impl::sweep() {
+    asio::steady_timer timer(co_await asio::this_coro::executor);
+    for (;;) {
+        timer.expires_after(std::chrono::milliseconds(cfg.cache_cleanup_interval_ms));
+        auto [ec] = co_await timer.async_wait(use_tuple);
+        if (ec || state.draining.load()) co_return;
+        const auto expired = users.sweep_cache();
+        const auto reclaimed = limiter.reclaim_idle();
+        if (log_enabled(spdlog::level::debug))
+            log_line(spdlog::level::debug, "sweep expired=" + std::to_string(expired) + " idle_buckets=" + std::to_string(reclaimed));
+    }
+}
+
+asio::awaitable<void> server::impl::drain() {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(cfg.drain_timeout_ms);
+    asio::steady_timer timer(co_await asio::this_coro::executor);
+    while (state.active_requests.load() > 0 && std::chrono::steady_clock::now() < deadline) {
+        timer.expires_after(std::chrono::milliseconds(10));
+        co_await timer.async_wait(use_tuple);
+    }
+    const auto left = state.active_requests.load();
+    if (left) log_line(spdlog::level::warn, "drain timeout: " + std::to_string(left) + " requests abandoned");
+    else log_line(spdlog::level::info, "drained; stopping");
+    http_ioc->stop();
+    db_ioc->stop();
+}
+
+void server::impl::begin_drain() {
+    if (state.draining.exchange(true)) return;
+    log_line(spdlog::level::info, "draining: no new connections; finishing requests in flight");
+    asio::post(acceptor->get_executor(), [this] {
+        boost::system::error_code ec;
+        acceptor->close(ec);  // on the acceptor's strand, where listen() uses it
+    });
+    signals->cancel();
+    asio::co_spawn(*http_ioc, drain(), asio::detached);
+}
+
+server::server(config::settings cfg, std::unique_ptr<service::user_repository> repo, const core::clock* clock)
+    : impl_(std::make_unique<impl>(std::move(cfg), std::move(repo), clock)) {}
+
+server::~server() = default;
+
+void server::start() {
+    auto& m = *impl_;
+    service::seed_users(*m.repo, m.cfg.seed_users);
+    const tcp::endpoint ep(asio::ip::make_address(m.cfg.address), m.cfg.port);
+    m.acceptor = std::make_unique<tcp::acceptor>(asio::make_strand(*m.http_ioc));
+    m.acceptor->open(ep.protocol());
+    m.acceptor->set_option(asio::socket_base::reuse_address(true));
+    if (ep.address().is_v6()) m.acceptor->set_option(asio::ip::v6_only(false));
+    m.acceptor->bind(ep);
+    m.acceptor->listen(asio::socket_base::max_listen_connections);
+    m.bound_port = m.acceptor->local_endpoint().port();
+
+    m.signals = std::make_unique<asio::signal_set>(*m.http_ioc, SIGINT, SIGTERM);
+    m.signals->async_wait([&m](const boost::system::error_code& ec, int) {
+        if (!ec) m.begin_drain();
+    });
+    asio::co_spawn(m.acceptor->get_executor(), m.listen(), asio::detached);
+    asio::co_spawn(*m.http_ioc, m.sweep(), asio::detached);
+
+    m.db_thread = std::thread([&m] {
+        auto guard = asio::make_work_guard(*m.db_ioc);
+        m.db_ioc->run();
+    });
+    for (unsigned i = 0; i < m.cfg.effective_threads(); ++i) m.threads.emplace_back([&m] { m.http_ioc->run(); });
+}
+
+unsigned short server::port() const { return impl_->bound_port; }
+
+std::string server::url() const {
+    const auto a = asio::ip::make_address(impl_->cfg.address);
+    const std::string host = a.is_v6() ? "[" + a.to_string() + "]" : a.to_string();
+    return "http://" + host + ":" + std::to_string(port());
+}
+
+void server::stop() {
+    asio::post(*impl_->http_ioc, [m = impl_.get()] { m->begin_drain(); });
+}
+
+void server::wait() { impl_->join(); }
+
+}  // namespace userapi::app

@@ -1,0 +1,35 @@
+// userapi: parse the command line, start the server, print where it listens, wait for a drain.
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <system_error>
+
+#include "userapi/app/log.hpp"
+#include "userapi/app/server.hpp"
+#include "userapi/config/config.hpp"
+
+int main(int argc, char** argv) {
+    using namespace userapi;
+    const std::vector<std::string> args(argv + 1, argv + argc);
+    auto loaded = config::load(args, std::getenv("USERAPI_ADMIN_TOKEN"));
+    if (!loaded.config) {
+        (loaded.exit_code == 0 ? std::cout : std::cerr) << loaded.output << std::flush;
+        return loaded.exit_code;
+    }
+    const auto& cfg = *loaded.config;
+    app::setup_logging(cfg.log_level, cfg.log_format);
+    app::log_line(spdlog::level::info, "starting userapi: " + cfg.summary());
+    try {
+        app::server srv(cfg);
+        srv.start();
+        std::cout << "listening on " << srv.url() << std::endl;
+        srv.wait();
+    } catch (const std::system_error& e) {
+        app::log_line(spdlog::level::critical, "cannot serve on " + cfg.address + ":" + std::to_string(cfg.port) + ": " +
+                                                   app::escape_for_log(e.code().message()));
+        return 1;
+    }
+    app::log_line(spdlog::level::info, "stopped");
+    spdlog::shutdown();
+    return 0;
+}

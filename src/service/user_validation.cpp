@@ -1,0 +1,110 @@
+#include "userapi/service/user_validation.hpp"
+
+#include <algorithm>
+#include <string>
+#include <unordered_set>
+
+#include <nlohmann/json.hpp>
+
+namespace userapi::service {
+namespace {
+
+using json = nlohmann::json;
+
+bool is_atext(char c) {
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+    return std::string_view("!#$%&'*+/=?^_`{|}~-").find(c) != std::string_view::npos;
+}
+
+bool is_label(std::string_view l) {
+    if (l.empty() || l.size() > 63 || l.front() == '-' || l.back() == '-') return false;
+    return std::all_of(l.begin(), l.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
+    });
+}
+
+// Member names are client text: keep them short in a detail.
+std::string quote_name(std::string_view name) {
+    std::string s(name.substr(0, 64));
+    return "\"" + s + (name.size() > 64 ? "…\"" : "\"");
+}
+
+std::string string_member_error(const json& obj, const char* field) {
+    const auto it = obj.find(field);
+    if (it == obj.end()) return std::string(field) + " is required";
+    if (!it->is_string()) return std::string(field) + " must be a string";
+    if (it->get_ref<const std::string&>().empty()) return std::string(field) + " must not be empty";
+    return {};
+}
+
+}  // namespace
+
+std::size_t utf8_length(std::string_view text) {
+    return static_cast<std::size_t>(
+        std::count_if(text.begin(), text.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
+}
+
+bool is_valid_email(std::string_view email) {
+    if (email.empty() || email.size() > kMaxEmailChars) return false;
+    const auto at = email.find('@');
+    if (at == std::string_view::npos || email.find('@', at + 1) != std::string_view::npos) return false;
+    const auto local = email.substr(0, at);
+    const auto domain = email.substr(at + 1);
+    if (local.empty() || local.size() > 64 || local.front() == '.' || local.back() == '.' ||
+        local.find("..") != std::string_view::npos)
+        return false;
+    if (!std::all_of(local.begin(), local.end(), [](char c) { return c == '.' || is_atext(c); })) return false;
+    std::size_t labels = 0;
+    std::string_view last;
+    for (std::size_t start = 0;;) {
+        const auto dot = domain.find('.', start);
+        last = domain.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
+        if (!is_label(last)) return false;
+        ++labels;
+        if (dot == std::string_view::npos) break;
+        start = dot + 1;
+    }
+    return labels >= 2 && last.size() >= 2 &&
+           std::all_of(last.begin(), last.end(), [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); });
+}
+
+std::variant<new_user, invalid_user> parse_new_user(std::string_view body) {
+    std::string duplicate;
+    std::unordered_set<std::string> keys;
+    // Duplicate members would be silently merged by the parser: spot them while parsing.
+    const json::parser_callback_t on_event = [&](int depth, json::parse_event_t event, json& parsed) {
+        if (event == json::parse_event_t::key && depth == 1 && duplicate.empty()) {
+            const auto& k = parsed.get_ref<const std::string&>();
+            if (!keys.insert(k).second) duplicate = k;
+        }
+        return true;
+    };
+    json obj;
+    try {
+        obj = json::parse(body.begin(), body.end(), on_event);
+    } catch (const json::parse_error& e) {
+        if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) return invalid_user{"body is empty: expected a JSON object"};
+        const std::string what = e.what();
+        if (what.find("UTF-8") != std::string::npos) return invalid_user{"body is not valid UTF-8"};
+        return invalid_user{"body is not valid JSON (error at byte " + std::to_string(e.byte) + ")"};
+    }
+    if (!obj.is_object()) return invalid_user{"body must be a JSON object with name and email"};
+    if (!duplicate.empty()) return invalid_user{"member " + quote_name(duplicate) + " appears more than once"};
+    for (const auto& [key, value] : obj.items()) {
+        if (key == "id") return invalid_user{"member \"id\" is not allowed: ids are assigned by the server"};
+        if (key != "name" && key != "email") return invalid_user{"unknown member " + quote_name(key) + ": only name and email are allowed"};
+    }
+    if (auto e = string_member_error(obj, "name"); !e.empty()) return invalid_user{e};
+    if (auto e = string_member_error(obj, "email"); !e.empty()) return invalid_user{e};
+    new_user u{obj["name"].get<std::string>(), obj["email"].get<std::string>()};
+    if (utf8_length(u.name) > kMaxNameChars) return invalid_user{"name must be at most 100 characters"};
+    if (std::all_of(u.name.begin(), u.name.end(), [](char c) { return c == ' ' || c == '\t'; }))
+        return invalid_user{"name must not be blank"};
+    if (std::any_of(u.name.begin(), u.name.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }))
+        return invalid_user{"name must not contain control characters"};
+    if (u.email.size() > kMaxEmailChars) return invalid_user{"email must be at most 254 characters"};
+    if (!is_valid_email(u.email)) return invalid_user{"email must look like local@domain.tld"};
+    return u;
+}
+
+}  // namespace userapi::service
