@@ -10,6 +10,7 @@ bool json_mode = false;  // set once at start-up, before any thread logs
 }  // namespace
 
 void setup_logging(const std::string& level, const std::string& format) {
+    spdlog::drop("userapi");  // set-up may run again (tests start many servers)
     auto logger = spdlog::stderr_logger_mt("userapi");
     spdlog::set_default_logger(logger);
     json_mode = format == "json";

@@ -6,11 +6,14 @@
 namespace userapi::core {
 namespace {
 
+// Refills add many small floating-point amounts; a bucket within this of a whole token holds it.
+constexpr double kEpsilon = 1e-9;
+
 // Rounds a non-negative number of seconds up; tiny floating-point excesses
 // (5.0000000001) do not add a whole second.
 std::int64_t ceil_seconds(double s) {
     if (s <= 0) return 0;
-    return static_cast<std::int64_t>(std::ceil(s - 1e-9));
+    return static_cast<std::int64_t>(std::ceil(s - kEpsilon));
 }
 
 double elapsed_seconds(steady_time from, steady_time to) {
@@ -33,17 +36,17 @@ void token_bucket::refill(const bucket_policy& p, steady_time now) {
 
 bucket_state token_bucket::try_acquire(const bucket_policy& p, steady_time now) {
     refill(p, now);
-    const bool allowed = tokens_ >= 1.0;
-    if (allowed) tokens_ -= 1.0;
+    const bool allowed = tokens_ + kEpsilon >= 1.0;
+    if (allowed) tokens_ = std::max(0.0, tokens_ - 1.0);
     return state(p, allowed);
 }
 
 bucket_state token_bucket::state(const bucket_policy& p, bool allowed) const {
     bucket_state s;
     s.allowed = allowed;
-    s.remaining = static_cast<std::int64_t>(std::floor(tokens_ + 1e-9));
+    s.remaining = static_cast<std::int64_t>(std::floor(tokens_ + kEpsilon));
     s.reset_seconds = ceil_seconds((p.capacity - tokens_) / p.refill_per_second);
-    s.next_token_seconds = tokens_ >= 1.0 ? 0 : ceil_seconds((1.0 - tokens_) / p.refill_per_second);
+    s.next_token_seconds = tokens_ + kEpsilon >= 1.0 ? 0 : ceil_seconds((1.0 - tokens_) / p.refill_per_second);
     s.retry_after_seconds = std::max<std::int64_t>(1, s.next_token_seconds);
     return s;
 }

@@ -38,7 +38,7 @@ public:
     double tokens(const bucket_policy& p, steady_time now) const;
 
     // True when the bucket is full at `now`: it holds no state a new bucket would not.
-    bool is_full(const bucket_policy& p, steady_time now) const { return tokens(p, now) >= p.capacity; }
+    bool is_full(const bucket_policy& p, steady_time now) const { return tokens(p, now) + 1e-9 >= p.capacity; }
 
 private:
     void refill(const bucket_policy& p, steady_time now);

@@ -1,0 +1,118 @@
+#include "userapi/config/config.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+
+using userapi::config::load;
+
+namespace {
+
+std::string write_file(const std::string& text) {
+    static int n = 0;
+    const std::string path = ::testing::TempDir() + "userapi-config-" + std::to_string(++n) + ".json";
+    std::ofstream(path) << text;
+    return path;
+}
+
+// Loading must fail with exit 2 and a message matching `names`.
+void expect_rejected(const std::vector<std::string>& args, const std::string& names) {
+    auto r = load(args, nullptr);
+    EXPECT_FALSE(r.config) << ::testing::PrintToString(args);
+    EXPECT_EQ(r.exit_code, 2);
+    EXPECT_NE(r.output.find(names), std::string::npos) << r.output;
+}
+
+}  // namespace
+
+TEST(Config, DefaultsMatchTheContract) {
+    auto r = load({}, nullptr);
+    ASSERT_TRUE(r.config);
+    const auto& c = *r.config;
+    EXPECT_EQ(c.address, "127.0.0.1");
+    EXPECT_EQ(c.port, 8080);
+    EXPECT_EQ(c.rate_limit_capacity, 5);
+    EXPECT_EQ(c.rate_limit_refill_per_minute, 10);
+    EXPECT_EQ(c.cache_capacity, 10000u);
+    EXPECT_EQ(c.cache_ttl_ms, 60000);
+    EXPECT_EQ(c.db_latency_ms, 200);
+    EXPECT_EQ(c.db_queue_limit, 1000u);
+    EXPECT_EQ(c.seed_users, 3);
+    EXPECT_EQ(c.max_body_bytes, 16384u);
+}
+
+// The shipped config/userapi.json holds exactly the built-in defaults.
+TEST(Config, ShippedFileEqualsDefaults) {
+    auto r = load({"--config", USERAPI_SOURCE_DIR "/config/userapi.json"}, nullptr);
+    ASSERT_TRUE(r.config) << r.output;
+    EXPECT_EQ(r.config->summary(), load({}, nullptr).config->summary());
+}
+
+TEST(Config, OptionsOverrideFileOverridesDefaults) {
+    const auto path = write_file(R"({"cache": {"capacity": 7}, "rate_limit": {"trusted_proxies": ["10.0.0.0/8"]}})");
+    auto a = load({"--config", path}, nullptr);
+    ASSERT_TRUE(a.config) << a.output;
+    EXPECT_EQ(a.config->cache_capacity, 7u);
+    EXPECT_EQ(a.config->trusted_proxies.size(), 1u);
+    auto b = load({"--config", path, "--cache-capacity", "9", "--trusted-proxy", "192.0.2.0/24", "--trusted-proxy=::1"}, nullptr);
+    ASSERT_TRUE(b.config) << b.output;
+    EXPECT_EQ(b.config->cache_capacity, 9u);
+    EXPECT_EQ(b.config->trusted_proxies, (std::vector<std::string>{"192.0.2.0/24", "::1"}));
+}
+
+TEST(Config, FlagsAndFractions) {
+    auto r = load({"--no-rate-limit", "--rate-limit-refill-per-minute", "0.5", "--log-format", "json"}, nullptr);
+    ASSERT_TRUE(r.config) << r.output;
+    EXPECT_FALSE(r.config->rate_limit_enabled);
+    EXPECT_DOUBLE_EQ(r.config->rate_limit_refill_per_minute, 0.5);
+    EXPECT_EQ(r.config->log_format, "json");
+}
+
+// The admin token: flag over environment over file.
+TEST(Config, AdminTokenPrecedence) {
+    EXPECT_EQ(load({}, "env").config->admin_token, "env");
+    EXPECT_EQ(load({"--admin-token", "flag"}, "env").config->admin_token, "flag");
+    EXPECT_EQ(load({"--config", write_file(R"({"admin_token": "file"})")}, "env").config->admin_token, "env");
+}
+
+TEST(Config, BadCommandLinesExit2NamingTheCulprit) {
+    expect_rejected({"--no-such-option"}, "no-such-option");
+    expect_rejected({"--port"}, "--port");
+    expect_rejected({"--port", "70000"}, "--port");
+    expect_rejected({"--port", "abc"}, "--port");
+    expect_rejected({"--port", "-1"}, "--port");
+    expect_rejected({"--cache-capacity", "lots"}, "--cache-capacity");
+    expect_rejected({"--cache-capacity", "0"}, "--cache-capacity");
+    expect_rejected({"--db-queue-limit", "x"}, "--db-queue-limit");
+    expect_rejected({"--rate-limit-refill-per-minute", "fast"}, "--rate-limit-refill-per-minute");
+    expect_rejected({"--rate-limit-refill-per-minute", "0"}, "--rate-limit-refill-per-minute");
+    expect_rejected({"--log-level", "loud"}, "--log-level");
+    expect_rejected({"--trusted-proxy", "300.1.2.3/40"}, "300.1.2.3/40");
+    expect_rejected({"--address", "localhost"}, "--address");
+    expect_rejected({"--port", "1", "--port", "2"}, "--port");
+    expect_rejected({"--no-rate-limit=yes"}, "--no-rate-limit");
+}
+
+TEST(Config, BadFilesExit2NamingTheKey) {
+    expect_rejected({"--config", write_file(R"({"no_such_key": 1})")}, "no_such_key");
+    expect_rejected({"--config", write_file(R"({"cache": {"no_such_key": 1}})")}, "cache.no_such_key");
+    expect_rejected({"--config", write_file(R"({"cache": {"capacity": "lots"}})")}, "cache.capacity");
+    expect_rejected({"--config", write_file(R"({"cache": {"capacity": 1.5}})")}, "cache.capacity");
+    expect_rejected({"--config", write_file(R"({"cache": 5})")}, "cache");
+    expect_rejected({"--config", write_file("[1, 2, 3]")}, "top level");
+    expect_rejected({"--config", write_file(R"({"cache": )")}, "not valid JSON");
+    expect_rejected({"--config", "/nonexistent/does-not-exist.json"}, "does-not-exist.json");
+    expect_rejected({"--config", write_file(R"({"rate_limit": {"enabled": "yes"}})")}, "rate_limit.enabled");
+}
+
+TEST(Config, HelpAndVersion) {
+    auto h = load({"--help"}, nullptr);
+    EXPECT_FALSE(h.config);
+    EXPECT_EQ(h.exit_code, 0);
+    for (auto opt : {"--port", "--config", "--db-latency-ms", "--rate-limit-capacity", "--trusted-proxy"})
+        EXPECT_NE(h.output.find(opt), std::string::npos) << opt;
+    auto v = load({"--version"}, nullptr);
+    EXPECT_EQ(v.exit_code, 0);
+    EXPECT_EQ(v.output.rfind("userapi ", 0), 0u);
+}

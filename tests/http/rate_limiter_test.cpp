@@ -1,0 +1,57 @@
+#include "userapi/http/rate_limiter.hpp"
+
+#include <gtest/gtest.h>
+
+using namespace std::chrono_literals;
+using namespace userapi;
+
+namespace {
+
+core::ip_address ip(const char* s) { return *core::parse_ip(s); }
+
+// How many of `n` quick requests from `client` pass.
+int allowed(http::rate_limiter& l, const core::ip_address& client, int n) {
+    int ok = 0;
+    for (int i = 0; i < n; ++i) ok += l.acquire(client).allowed ? 1 : 0;
+    return ok;
+}
+
+}  // namespace
+
+// Each client has its own bucket.
+TEST(RateLimiter, BucketPerClient) {
+    core::manual_clock clock;
+    http::rate_limiter l(clock, {5, 10.0 / 60}, 1000);
+    EXPECT_EQ(allowed(l, ip("192.0.2.1"), 10), 5);
+    EXPECT_EQ(allowed(l, ip("192.0.2.2"), 10), 5);
+    clock.advance(6s);
+    EXPECT_EQ(allowed(l, ip("192.0.2.1"), 10), 1);
+    EXPECT_EQ(l.size(), 2u);
+}
+
+// The table never holds more than max_clients (rounded up per shard); the least recently
+// used bucket makes room.
+TEST(RateLimiter, TableIsBounded) {
+    core::manual_clock clock;
+    http::rate_limiter l(clock, {5, 10.0 / 60}, 160);
+    for (int i = 0; i < 5000; ++i) {
+        core::ip_address a = ip("10.0.0.0");
+        a.bytes[14] = static_cast<std::uint8_t>(i >> 8);
+        a.bytes[15] = static_cast<std::uint8_t>(i);
+        l.acquire(a);
+    }
+    EXPECT_LE(l.size(), 160u);
+}
+
+// Buckets that refilled completely are reclaimed; a client mid-way keeps its state.
+TEST(RateLimiter, ReclaimsIdleBuckets) {
+    core::manual_clock clock;
+    http::rate_limiter l(clock, {5, 10.0 / 60}, 1000);
+    allowed(l, ip("192.0.2.1"), 1);
+    clock.advance(3s);
+    allowed(l, ip("192.0.2.2"), 5);
+    clock.advance(3s);  // .1 is full again, .2 has 0.5 tokens back
+    EXPECT_EQ(l.reclaim_idle(), 1u);
+    EXPECT_EQ(l.size(), 1u);
+    EXPECT_EQ(allowed(l, ip("192.0.2.2"), 5), 0) << "the busy client kept its empty bucket";
+}

@@ -1,0 +1,75 @@
+#include "userapi/service/db_queue.hpp"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/io_context.hpp>
+#include <numeric>
+#include <vector>
+
+using namespace std::chrono_literals;
+using userapi::service::db_queue;
+
+// Operations run in admission order, one at a time.
+TEST(DbQueue, FifoOneAtATime) {
+    boost::asio::io_context ioc;
+    db_queue q(ioc, 0ms, 100);
+    std::vector<int> order;
+    int running = 0, max_running = 0;
+    for (int i = 0; i < 20; ++i)
+        ASSERT_TRUE(q.submit([&, i] {
+            max_running = std::max(max_running, ++running);
+            order.push_back(i);
+            --running;
+        }));
+    EXPECT_EQ(q.depth(), 20u);
+    ioc.run();
+    std::vector<int> expected(20);
+    std::iota(expected.begin(), expected.end(), 0);
+    EXPECT_EQ(order, expected);
+    EXPECT_EQ(max_running, 1);
+    EXPECT_EQ(q.depth(), 0u);
+}
+
+// Each operation waits its latency on a timer: nothing runs before it is due, and the
+// thread is free meanwhile (poll() returns at once instead of sleeping).
+TEST(DbQueue, LatencyIsATimerNotASleep) {
+    boost::asio::io_context ioc;
+    db_queue q(ioc, 50ms, 10);
+    bool ran = false;
+    q.submit([&] { ran = true; });
+    const auto start = std::chrono::steady_clock::now();
+    ioc.poll();
+    EXPECT_FALSE(ran) << "ran before its latency";
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 40ms) << "poll() blocked";
+    ioc.run();
+    EXPECT_TRUE(ran);
+    EXPECT_GE(std::chrono::steady_clock::now() - start, 50ms);
+}
+
+// One running plus `limit` waiting; beyond that submit refuses and the operation never runs.
+TEST(DbQueue, LimitRefusesAndDropsNothingAccepted) {
+    boost::asio::io_context ioc;
+    db_queue q(ioc, 0ms, 2);
+    int ran = 0;
+    int accepted = 0;
+    for (int i = 0; i < 10; ++i) accepted += q.submit([&] { ++ran; }) ? 1 : 0;
+    EXPECT_EQ(accepted, 3);
+    ioc.run();
+    EXPECT_EQ(ran, 3) << "every accepted operation runs";
+    EXPECT_TRUE(q.submit([&] { ++ran; })) << "room again once drained";
+    ioc.restart();
+    ioc.run();
+    EXPECT_EQ(ran, 4);
+}
+
+// An operation that throws does not stall the ones behind it.
+TEST(DbQueue, ThrowingOperationDoesNotStallQueue) {
+    boost::asio::io_context ioc;
+    db_queue q(ioc, 0ms, 10);
+    bool second = false;
+    q.submit([] { throw std::runtime_error("boom"); });
+    q.submit([&] { second = true; });
+    ioc.run();
+    EXPECT_TRUE(second);
+    EXPECT_EQ(q.depth(), 0u);
+}

@@ -1,0 +1,43 @@
+// The real server, in-process, on 127.0.0.1 and an ephemeral port.
+#pragma once
+
+#include <memory>
+
+#include "userapi/app/log.hpp"
+#include "userapi/app/server.hpp"
+
+namespace userapi::testing {
+
+// Settings for tests: ephemeral port, 50 users, a short DB latency, no rate limit.
+inline config::settings test_settings() {
+    config::settings s;
+    s.port = 0;
+    s.threads = 2;
+    s.seed_users = 50;
+    s.db_latency_ms = 20;
+    s.rate_limit_enabled = false;
+    s.log_level = "warn";
+    return s;
+}
+
+class test_server {
+public:
+    explicit test_server(config::settings s = test_settings(), std::unique_ptr<service::user_repository> repo = nullptr)
+        : cfg_(std::move(s)) {
+        app::setup_logging(cfg_.log_level, cfg_.log_format);
+        server_ = std::make_unique<app::server>(cfg_, std::move(repo));
+        server_->start();
+    }
+    ~test_server() {
+        server_->stop();
+        server_->wait();
+    }
+    std::uint16_t port() const { return server_->port(); }
+    app::server& get() { return *server_; }
+
+private:
+    config::settings cfg_;
+    std::unique_ptr<app::server> server_;
+};
+
+}  // namespace userapi::testing
