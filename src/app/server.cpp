@@ -44,31 +44,29 @@ core::bucket_policy make_policy(const config::settings& cfg) {
 
 }  // namespace
 
-// Destruction order matters: the DB side goes first (its queued operations hold callbacks
-// that post to the HTTP io_context), then the HTTP io_context (its coroutine frames refer to
-// the handler and the service), then everything else.
+// Members are declared in the order they may be destroyed last to first. After the threads
+// are joined, destruction runs bottom-up: first whatever holds completion handlers bound to the
+// HTTP io_context (the DB queue's pending operations, the single-flight waiters, the acceptor
+// and signal set), then the DB io_context, then the HTTP io_context itself, whose coroutine
+// frames still refer to `state` as they unwind.
 struct server::impl {
     impl(config::settings c, std::unique_ptr<service::user_repository> r, const core::clock* clk)
         : cfg(std::move(c)),
           clock(clk ? *clk : system_clock),
+          http_ioc(static_cast<int>(cfg.effective_threads())),
+          db_ioc(1),
           repo(r ? std::move(r) : std::make_unique<service::memory_user_repository>()),
-          http_ioc(std::make_unique<asio::io_context>(static_cast<int>(cfg.effective_threads()))),
-          db_ioc(std::make_unique<asio::io_context>(1)),
           cache(clock, cfg.cache_capacity, std::chrono::milliseconds(cfg.cache_ttl_ms)),
-          db(std::make_unique<service::db_queue>(*db_ioc, std::chrono::milliseconds(cfg.db_latency_ms), cfg.db_queue_limit)),
-          users(cache, *db, *repo),
+          db(db_ioc, std::chrono::milliseconds(cfg.db_latency_ms), cfg.db_queue_limit),
+          users(cache, db, *repo),
           limiter(clock, make_policy(cfg), cfg.max_clients),
           resolver(make_resolver(cfg)),
           handler(cfg, users, cfg.rate_limit_enabled ? &limiter : nullptr, resolver, stats, state) {}
 
     ~impl() {
-        http_ioc->stop();
-        db_ioc->stop();
+        http_ioc.stop();
+        db_ioc.stop();
         join();
-        acceptor.reset();
-        db.reset();
-        db_ioc.reset();
-        http_ioc.reset();
     }
 
     void join() {
@@ -85,18 +83,18 @@ struct server::impl {
     config::settings cfg;
     core::system_clock system_clock;
     const core::clock& clock;
+    http::server_state state;
+    http::metrics stats;
+    asio::io_context http_ioc;
+    asio::io_context db_ioc;  // run by db_thread alone: the DB queue's owner
     std::unique_ptr<service::user_repository> repo;  // touched only on the DB thread once started
-    std::unique_ptr<asio::io_context> http_ioc;
-    std::unique_ptr<asio::io_context> db_ioc;  // run by db_thread alone: the DB queue's owner
     service::user_cache cache;
-    std::unique_ptr<service::db_queue> db;
+    service::db_queue db;
     service::user_service users;
     http::rate_limiter limiter;
     core::client_resolver resolver;
-    http::metrics stats;
-    http::server_state state;
     http::handler handler;
-    std::unique_ptr<tcp::acceptor> acceptor;  // used on the HTTP io_context's threads
+    std::unique_ptr<tcp::acceptor> acceptor;  // used on its own strand of the HTTP io_context
     std::unique_ptr<asio::signal_set> signals;
     std::vector<std::thread> threads;
     std::thread db_thread;
@@ -105,7 +103,7 @@ struct server::impl {
 
 asio::awaitable<void> server::impl::listen() {
     for (;;) {
-        auto [ec, socket] = co_await acceptor->async_accept(asio::make_strand(*http_ioc), use_tuple);
+        auto [ec, socket] = co_await acceptor->async_accept(asio::make_strand(http_ioc), use_tuple);
         if (ec) {
             if (ec == asio::error::operation_aborted || !acceptor->is_open()) co_return;
             // Out of descriptors or a connection reset before accept: log, pause, go on.
@@ -155,8 +153,8 @@ asio::awaitable<void> server::impl::drain() {
     const auto left = state.active_requests.load();
     if (left) log_line(spdlog::level::warn, "drain timeout: " + std::to_string(left) + " requests abandoned");
     else log_line(spdlog::level::info, "drained; stopping");
-    http_ioc->stop();
-    db_ioc->stop();
+    http_ioc.stop();
+    db_ioc.stop();
 }
 
 void server::impl::begin_drain() {
@@ -167,7 +165,7 @@ void server::impl::begin_drain() {
         acceptor->close(ec);  // on the acceptor's strand, where listen() uses it
     });
     signals->cancel();
-    asio::co_spawn(*http_ioc, drain(), asio::detached);
+    asio::co_spawn(http_ioc, drain(), asio::detached);
 }
 
 server::server(config::settings cfg, std::unique_ptr<service::user_repository> repo, const core::clock* clock)
@@ -179,7 +177,7 @@ void server::start() {
     auto& m = *impl_;
     service::seed_users(*m.repo, m.cfg.seed_users);
     const tcp::endpoint ep(asio::ip::make_address(m.cfg.address), m.cfg.port);
-    m.acceptor = std::make_unique<tcp::acceptor>(asio::make_strand(*m.http_ioc));
+    m.acceptor = std::make_unique<tcp::acceptor>(asio::make_strand(m.http_ioc));
     m.acceptor->open(ep.protocol());
     m.acceptor->set_option(asio::socket_base::reuse_address(true));
     if (ep.address().is_v6()) m.acceptor->set_option(asio::ip::v6_only(false));
@@ -187,18 +185,18 @@ void server::start() {
     m.acceptor->listen(asio::socket_base::max_listen_connections);
     m.bound_port = m.acceptor->local_endpoint().port();
 
-    m.signals = std::make_unique<asio::signal_set>(*m.http_ioc, SIGINT, SIGTERM);
+    m.signals = std::make_unique<asio::signal_set>(m.http_ioc, SIGINT, SIGTERM);
     m.signals->async_wait([&m](const boost::system::error_code& ec, int) {
         if (!ec) m.begin_drain();
     });
     asio::co_spawn(m.acceptor->get_executor(), m.listen(), asio::detached);
-    asio::co_spawn(*m.http_ioc, m.sweep(), asio::detached);
+    asio::co_spawn(m.http_ioc, m.sweep(), asio::detached);
 
     m.db_thread = std::thread([&m] {
-        auto guard = asio::make_work_guard(*m.db_ioc);
-        m.db_ioc->run();
+        auto guard = asio::make_work_guard(m.db_ioc);
+        m.db_ioc.run();
     });
-    for (unsigned i = 0; i < m.cfg.effective_threads(); ++i) m.threads.emplace_back([&m] { m.http_ioc->run(); });
+    for (unsigned i = 0; i < m.cfg.effective_threads(); ++i) m.threads.emplace_back([&m] { m.http_ioc.run(); });
 }
 
 unsigned short server::port() const { return impl_->bound_port; }
@@ -210,7 +208,7 @@ std::string server::url() const {
 }
 
 void server::stop() {
-    asio::post(*impl_->http_ioc, [m = impl_.get()] { m->begin_drain(); });
+    asio::post(impl_->http_ioc, [m = impl_.get()] { m->begin_drain(); });
 }
 
 void server::wait() { impl_->join(); }
