@@ -12,6 +12,13 @@ bool under(std::string_view path, std::string_view base) {
 }  // namespace
 
 route_match match_route(std::string_view target) {
+    // absolute-form ("http://host/users/1", RFC 9112 section 3.2.2): only the path matters.
+    for (std::string_view scheme : {"http://", "https://"}) {
+        if (target.substr(0, scheme.size()) == scheme) {
+            const auto slash = target.find('/', scheme.size());
+            target = slash == std::string_view::npos ? std::string_view("/") : target.substr(slash);
+        }
+    }
     const auto path = target.substr(0, target.find('?'));
     route_match m;
     if (path == "/users") {

@@ -13,6 +13,8 @@ TEST(Router, MatchesEveryRoute) {
     EXPECT_EQ(match_route("/healthz").which, route::healthz);
     EXPECT_EQ(match_route("/metrics").which, route::metrics);
     EXPECT_EQ(match_route("/users/5?verbose=1").id, "5") << "query strings are ignored";
+    EXPECT_EQ(match_route("http://example.org/users/6").id, "6") << "absolute-form targets";
+    EXPECT_EQ(match_route("http://example.org").which, route::none);
     for (auto p : {"/", "/nope", "/api/users/1", "/healthzz", "/userz", "/cache/x"})
         EXPECT_EQ(match_route(p).which, route::none) << p;
 }

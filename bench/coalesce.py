@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""Coalescing burst: N connections ask for one cold id at the same instant; prints the
+X-Cache counts, the database reads the burst cost, and the fastest/median/slowest response.
+
+usage: bench/coalesce.py --port 8080 [--connections 100] [--id 2] [--runs 5]
+Start the server with --no-rate-limit. Each run uses the next id (so it is cold).
+Only 127.0.0.1 is contacted; every socket has a timeout.
+"""
+import argparse
+import json
+import socket
+import statistics
+import threading
+import time
+
+
+def cache_status(port):
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"GET /cache-status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    return json.loads(data.split(b"\r\n\r\n", 1)[1])
+
+
+def burst(port, uid, n):
+    conns = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(n)]
+    time.sleep(0.2)  # let the server accept all of them
+    barrier = threading.Barrier(n + 1)
+    done = [None] * n
+    xcache = [None] * n
+    req = b"GET /users/%d HTTP/1.1\r\nHost: x\r\n\r\n" % uid
+
+    def worker(i):
+        barrier.wait()
+        conns[i].sendall(req)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += conns[i].recv(4096)
+        done[i] = time.monotonic()
+        for line in data.split(b"\r\n"):
+            if line.lower().startswith(b"x-cache:"):
+                xcache[i] = line.split(b":", 1)[1].strip().decode()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    t0 = time.monotonic()
+    for t in threads:
+        t.join(30)
+    for c in conns:
+        c.close()
+    times = sorted((d - t0) * 1000 for d in done if d)
+    counts = {k: xcache.count(k) for k in set(xcache)}
+    return times, counts
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, default=8080)
+    ap.add_argument("--connections", type=int, default=100)
+    ap.add_argument("--id", type=int, default=2)
+    ap.add_argument("--runs", type=int, default=5)
+    a = ap.parse_args()
+    slowest = []
+    for run in range(a.runs):
+        before = cache_status(a.port)["db"]["reads"]
+        times, counts = burst(a.port, a.id + run, a.connections)
+        reads = cache_status(a.port)["db"]["reads"] - before
+        slowest.append(times[-1])
+        print("run %d: id %d, %s, db reads %d, fastest %.1f ms, median %.1f ms, slowest %.1f ms"
+              % (run + 1, a.id + run, counts, reads, times[0], statistics.median(times), times[-1]))
+    print("median of slowest over %d runs: %.1f ms" % (a.runs, statistics.median(slowest)))
+
+
+if __name__ == "__main__":
+    main()
