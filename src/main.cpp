@@ -2,11 +2,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <optional>
 #include <system_error>
 
 #include "userapi/app/log.hpp"
 #include "userapi/app/server.hpp"
 #include "userapi/config/config.hpp"
+#include "userapi/service/user_repository.hpp"
 
 int main(int argc, char** argv) {
     using namespace userapi;
@@ -20,10 +22,18 @@ int main(int argc, char** argv) {
     app::setup_logging(cfg.log_level, cfg.log_format);
     app::log_line(spdlog::level::info, "starting userapi: " + cfg.summary());
     try {
-        app::server srv(cfg);
-        srv.start();
-        std::cout << "listening on " << srv.url() << std::endl;
-        srv.wait();
+        std::optional<app::server> srv;
+        try {
+            srv.emplace(cfg);
+            srv->start();
+        } catch (const service::storage_error& e) {
+            // An unusable --data file is a configuration error: say so and exit 2.
+            app::log_line(spdlog::level::critical, "--data " + app::escape_for_log(e.what()));
+            std::cerr << "userapi: --data " << e.what() << std::endl;
+            return 2;
+        }
+        std::cout << "listening on " << srv->url() << std::endl;
+        srv->wait();
     } catch (const std::system_error& e) {
         app::log_line(spdlog::level::critical, "cannot serve on " + cfg.address + ":" + std::to_string(cfg.port) + ": " +
                                                    app::escape_for_log(e.code().message()));

@@ -20,7 +20,7 @@
 #include "userapi/http/handler.hpp"
 #include "userapi/http/session.hpp"
 #include "userapi/service/db_queue.hpp"
-#include "userapi/service/memory_user_repository.hpp"
+#include "userapi/service/sqlite_user_repository.hpp"
 #include "userapi/service/user_cache.hpp"
 #include "userapi/service/user_service.hpp"
 
@@ -55,7 +55,7 @@ struct server::impl {
           clock(clk ? *clk : system_clock),
           http_ioc(static_cast<int>(cfg.effective_threads())),
           db_ioc(1),
-          repo(r ? std::move(r) : std::make_unique<service::memory_user_repository>()),
+          repo(r ? std::move(r) : std::make_unique<service::sqlite_user_repository>(cfg.db_path)),
           cache(clock, cfg.cache_capacity, std::chrono::milliseconds(cfg.cache_ttl_ms)),
           db(db_ioc, std::chrono::milliseconds(cfg.db_latency_ms), cfg.db_queue_limit),
           users(cache, db, *repo),

@@ -105,7 +105,7 @@ const std::vector<option>& options() {
          store_int<std::int64_t, &settings::cache_ttl_ms>()},
         {"--cache-cleanup-interval-ms", "cache.cleanup_interval_ms", kind::integer, 1, 86400000,
          "background sweep period (default 10000)", store_int<std::int64_t, &settings::cache_cleanup_interval_ms>()},
-        {"--data", "db.path", kind::text, 0, 0, "database file (default data/userapi.db; not used yet)",
+        {"--data", "db.path", kind::text, 0, 0, "SQLite file of the users, created with its folder; :memory: keeps nothing (default data/userapi.db)",
          [](settings& s, const value& v) {
              if (std::get<std::string>(v).empty()) return std::string("must not be empty");
              s.db_path = std::get<std::string>(v);

@@ -236,8 +236,12 @@ void set_json(response& res, unsigned status, std::string body) {
     res.set(field::content_type, "application/json");
 }
 
-// The 503/504 answers shared by reads and writes.
-void set_unavailable(response& res, const std::optional<user_reply>& r) {
+// The 503/504 answers shared by reads and writes. A database failure's cause goes to the
+// log, under the request id the client sees, never into the response.
+void set_unavailable(response& res, const std::optional<user_reply>& r, const std::string& request_id) {
+    if (r && r->status == outcome::unavailable)
+        app::log_line(spdlog::level::err, "database error request_id=" + app::escape_for_log(request_id) + ": " +
+                                              app::escape_for_log(r->error));
     if (!r) {
         set_problem(res, 504, "the database did not answer in time");
     } else if (r->status == outcome::queue_full) {
@@ -272,7 +276,7 @@ asio::awaitable<void> handler::get_user(exchange& x) {
     } else if (r && r->status == outcome::not_found) {
         set_problem(res, 404, "user " + std::to_string(*id) + " not found");
     } else {
-        set_unavailable(res, r);
+        set_unavailable(res, r, x.id);
     }
 }
 
@@ -298,7 +302,7 @@ asio::awaitable<void> handler::create_user(exchange& x) {
     } else if (r && r->status == outcome::email_taken) {
         set_problem(res, 409, "email " + clip(email) + " is already taken");
     } else {
-        set_unavailable(res, r);
+        set_unavailable(res, r, x.id);
     }
 }
 

@@ -18,7 +18,7 @@ void user_service::get(std::int64_t id, callback done) {
     misses_.fetch_add(1, std::memory_order_relaxed);
     auto joined = flight_.join(id, [id, done = std::move(done)](const load_result& r, bool leader) {
         const bool found = r.status == outcome::miss;
-        done({found ? (leader ? outcome::miss : outcome::coalesced) : r.status, r.json, id});
+        done({found ? (leader ? outcome::miss : outcome::coalesced) : r.status, r.json, id, r.error});
     });
     if (!joined.leader()) return;
     auto call = joined.leader_of;
@@ -30,8 +30,10 @@ void user_service::get(std::int64_t id, callback done) {
             return;
         }
         if (!db_.submit([this, call, id] { load(call, id); })) flight_.complete(call, {outcome::queue_full, nullptr});
+    } catch (const std::exception& e) {
+        flight_.complete(call, {outcome::unavailable, nullptr, e.what()});
     } catch (...) {
-        flight_.complete(call, {outcome::unavailable, nullptr});
+        flight_.complete(call, {outcome::unavailable, nullptr, "unknown error"});
     }
 }
 
@@ -46,8 +48,10 @@ void user_service::load(const flight_type::call_ptr& call, std::int64_t id) {
         } else {
             result = {outcome::not_found, nullptr};
         }
+    } catch (const std::exception& e) {
+        result = {outcome::unavailable, nullptr, e.what()};  // never cached: the next request tries again
     } catch (...) {
-        result = {outcome::unavailable, nullptr};  // never cached: the next request tries again
+        result = {outcome::unavailable, nullptr, "unknown error"};
     }
     flight_.complete(call, result);
 }
@@ -65,8 +69,10 @@ void user_service::create(new_user u, callback done) {
             } else {
                 reply = {outcome::email_taken, nullptr, 0};
             }
+        } catch (const std::exception& e) {
+            reply = {outcome::unavailable, nullptr, 0, e.what()};
         } catch (...) {
-            reply = {outcome::unavailable, nullptr, 0};
+            reply = {outcome::unavailable, nullptr, 0, "unknown error"};
         }
         (*shared_done)(reply);
     };

@@ -25,8 +25,10 @@ bool is_label(std::string_view l) {
 
 // Member names are client text: keep them short in a detail.
 std::string quote_name(std::string_view name) {
-    std::string s(name.substr(0, 64));
-    return "\"" + s + (name.size() > 64 ? "…\"" : "\"");
+    std::string s = "\"";
+    s.append(name.substr(0, 64));
+    s.append(name.size() > 64 ? "…\"" : "\"");
+    return s;
 }
 
 std::string string_member_error(const json& obj, const char* field) {

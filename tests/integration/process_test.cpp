@@ -8,6 +8,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <filesystem>
+#include <fstream>
 #include <future>
 #include <regex>
 
@@ -124,4 +126,60 @@ TEST(Process, SigintExitsZero) {
     ASSERT_NE(listening_port(p), 0);
     p.signal(SIGINT);
     EXPECT_EQ(p.wait_exit(5s), 0);
+}
+
+namespace {
+
+std::string temp_data_path(const char* name) {
+    const auto dir = std::filesystem::path(::testing::TempDir()) / ("userapi-proc-" + std::to_string(::getpid()) + "-" + name);
+    std::filesystem::remove_all(dir);
+    return (dir / "users.db").string();
+}
+
+}  // namespace
+
+// A 201 is only sent once the row is durable: SIGKILL right after it loses nothing, and a
+// restart neither duplicates the seeded users nor reuses the id.
+TEST(Process, CreatedUserSurvivesSigkill) {
+    const auto data = temp_data_path("sigkill");
+    const std::vector<std::string> args = {"--port", "0", "--data", data, "--db-latency-ms", "0", "--no-rate-limit",
+                                           "--log-level", "warn"};
+    std::string created;
+    {
+        process p(args);
+        const auto port = listening_port(p);
+        ASSERT_NE(port, 0);
+        auto r = request(port, "POST", "/users", {{"Content-Type", "application/json"}},
+                         R"({"name":"Durable Dora","email":"dora@example.org"})");
+        ASSERT_EQ(r.status, 201);
+        EXPECT_EQ(r.header("Location"), "/users/4");
+        created = r.body;
+        p.signal(SIGKILL);
+        EXPECT_EQ(p.wait_exit(5s), 128 + SIGKILL);
+    }
+    process p(args);
+    const auto port = listening_port(p);
+    ASSERT_NE(port, 0);
+    auto r = request(port, "GET", "/users/4");
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.body, created);
+    EXPECT_EQ(request(port, "GET", "/users/5").status, 404) << "seeding ran again";
+    auto next = request(port, "POST", "/users", {{"Content-Type", "application/json"}},
+                        R"({"name":"Next","email":"next@example.org"})");
+    EXPECT_EQ(next.header("Location"), "/users/5");
+    EXPECT_EQ(request(port, "POST", "/users", {{"Content-Type", "application/json"}},
+                      R"({"name":"Again","email":"DORA@example.org"})").status, 409);
+}
+
+// An unusable --data file stops the start with exit 2, and the file is left as it was.
+TEST(Process, UnusableDataFileExits2) {
+    const auto data = temp_data_path("notsqlite");
+    std::filesystem::create_directories(std::filesystem::path(data).parent_path());
+    std::ofstream(data) << "not a database";
+    EXPECT_EQ(process({"--port", "0", "--data", data}).wait_exit(5s), 2);
+    std::ifstream in(data);
+    std::string content;
+    std::getline(in, content);
+    EXPECT_EQ(content, "not a database");
+    EXPECT_EQ(process({"--port", "0", "--data", "/proc/userapi-cannot-be-here/users.db"}).wait_exit(5s), 2);
 }

@@ -3,6 +3,7 @@
 
 #include <condition_variable>
 #include <mutex>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -254,4 +255,18 @@ TEST(Server, SlowDatabaseIs504) {
     auto r = request(srv.port(), "GET", "/users/1");
     EXPECT_EQ(r.status, 504);
     EXPECT_EQ(r.header("Content-Type"), "application/problem+json");
+}
+
+// Two simultaneous POSTs with one email: exactly one 201 and one 409.
+TEST(Server, ConcurrentDuplicateEmailOneWins) {
+    test_server srv;
+    for (int round = 0; round < 5; ++round) {
+        const std::string body = R"({"name":"Twin","email":"twin)" + std::to_string(round) + R"(@example.org"})";
+        connection a(srv.port()), b(srv.port());
+        const auto req = raw_request("POST", "/users", {{"Content-Type", "application/json"}}, body);
+        ASSERT_TRUE(a.send(req));
+        ASSERT_TRUE(b.send(req));
+        std::multiset<int> statuses{a.read_response().status, b.read_response().status};
+        EXPECT_EQ(statuses, (std::multiset<int>{201, 409}));
+    }
 }

@@ -8,7 +8,8 @@
 
 namespace userapi::testing {
 
-// Settings for tests: ephemeral port, 50 users, a short DB latency, no rate limit.
+// Settings for tests: ephemeral port, 50 users in an in-memory SQLite store, a short DB
+// latency, no rate limit.
 inline config::settings test_settings() {
     config::settings s;
     s.port = 0;
@@ -17,6 +18,7 @@ inline config::settings test_settings() {
     s.db_latency_ms = 20;
     s.rate_limit_enabled = false;
     s.log_level = "warn";
+    s.db_path = ":memory:";
     return s;
 }
 

@@ -13,7 +13,8 @@ namespace userapi::app {
 
 class server {
 public:
-    // `repo` null: an in-memory store. `clock` null: the system clock (tests pass their own).
+    // `repo` null: the SQLite store at cfg.db_path (throws storage_error when it cannot be
+    // opened). `clock` null: the system clock (tests pass their own).
     explicit server(config::settings cfg, std::unique_ptr<service::user_repository> repo = nullptr,
                     const core::clock* clock = nullptr);
     ~server();

@@ -27,9 +27,11 @@ public:
     // Assigns the next id (increasing, never reused) and stores the user.
     virtual create_outcome create(const new_user& u) = 0;
     virtual std::size_t size() = 0;
+    // Creates users 1..n ("User N", userN@example.com); stores may batch it.
+    virtual void seed(std::int64_t n);
 };
 
-// Creates users 1..n ("User N", userN@example.com) when the store is empty; else nothing.
+// Seeds users 1..n when the store is empty; a store that holds users is left as it is.
 void seed_users(user_repository& repo, std::int64_t n);
 
 }  // namespace userapi::service

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <string>
 
 #include "userapi/core/single_flight.hpp"
 #include "userapi/service/db_queue.hpp"
@@ -33,6 +34,7 @@ struct user_reply {
     outcome status = outcome::unavailable;
     user_json json;  // the user, when there is one
     std::int64_t id = 0;
+    std::string error;  // why the database failed, for the log only: never sent to a client
 };
 
 struct service_stats {
@@ -67,6 +69,7 @@ private:
     struct load_result {
         outcome status;
         user_json json;
+        std::string error;
     };
     using flight_type = core::single_flight<std::int64_t, load_result>;
 
