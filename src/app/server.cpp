@@ -1,5 +1,8 @@
 #include "userapi/app/server.hpp"
 
+#include <sys/resource.h>
+
+#include <algorithm>
 #include <thread>
 #include <vector>
 
@@ -38,6 +41,40 @@ core::client_resolver make_resolver(const config::settings& cfg) {
     return core::client_resolver(std::move(trusted), cfg.ipv6_prefix);
 }
 
+core::ip_address peer_address(const tcp::endpoint& ep) {
+    core::ip_address a;
+    const auto addr = ep.address().is_v4() ? asio::ip::make_address_v6(asio::ip::v4_mapped, ep.address().to_v4())
+                                           : ep.address().to_v6();
+    const auto b = addr.to_bytes();
+    std::copy(b.begin(), b.end(), a.bytes.begin());
+    return a;
+}
+
+// Each connection is a descriptor: make room for --max-connections plus the listener, the
+// database files and the logs. Returns how many connections fit under the limit we got.
+std::size_t fit_descriptor_limit(std::size_t max_connections) {
+    constexpr rlim_t kReserve = 128;
+    const rlim_t want = static_cast<rlim_t>(max_connections) + kReserve;
+    rlimit rl{};
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return max_connections;
+    if (rl.rlim_cur < want) {
+        const rlim_t before = rl.rlim_cur;
+        rlimit raised = rl;
+        raised.rlim_cur = std::min(want, rl.rlim_max);
+        if (setrlimit(RLIMIT_NOFILE, &raised) == 0) rl = raised;
+        if (rl.rlim_cur > before)
+            log_line(spdlog::level::info, "raised the open-file limit from " + std::to_string(before) + " to " +
+                                              std::to_string(rl.rlim_cur));
+    }
+    if (rl.rlim_cur >= want) return max_connections;
+    const std::size_t fit = rl.rlim_cur > kReserve ? static_cast<std::size_t>(rl.rlim_cur - kReserve) : 1;
+    log_line(spdlog::level::warn, "the open-file limit (" + std::to_string(rl.rlim_cur) + ", hard " +
+                                      std::to_string(rl.rlim_max) + ") is too low for --max-connections " +
+                                      std::to_string(max_connections) + ": connections beyond " + std::to_string(fit) +
+                                      " are refused");
+    return fit;
+}
+
 core::bucket_policy make_policy(const config::settings& cfg) {
     return {cfg.rate_limit_capacity, cfg.rate_limit_refill_per_minute / 60.0};
 }
@@ -58,7 +95,7 @@ struct server::impl {
           repo(r ? std::move(r) : std::make_unique<service::sqlite_user_repository>(cfg.db_path)),
           cache(clock, cfg.cache_capacity, std::chrono::milliseconds(cfg.cache_ttl_ms)),
           db(db_ioc, std::chrono::milliseconds(cfg.db_latency_ms), cfg.db_queue_limit),
-          users(cache, db, *repo),
+          users(cache, db, *repo, std::chrono::milliseconds(cfg.request_timeout_ms)),
           limiter(clock, make_policy(cfg), cfg.max_clients),
           resolver(make_resolver(cfg)),
           handler(cfg, users, cfg.rate_limit_enabled ? &limiter : nullptr, resolver, stats, state) {}
@@ -76,6 +113,8 @@ struct server::impl {
     }
 
     asio::awaitable<void> listen();
+    template <class Socket>
+    void refuse(Socket& socket);
     asio::awaitable<void> sweep();
     asio::awaitable<void> drain();
     void begin_drain();
@@ -99,6 +138,7 @@ struct server::impl {
     std::vector<std::thread> threads;
     std::thread db_thread;
     unsigned short bound_port = 0;
+    std::size_t connection_limit = 0;  // --max-connections, or fewer if descriptors are short
 };
 
 asio::awaitable<void> server::impl::listen() {
@@ -112,22 +152,45 @@ asio::awaitable<void> server::impl::listen() {
             co_await pause.async_wait(use_tuple);
             continue;
         }
-        if (state.connections.load() >= cfg.max_connections || state.draining.load()) {
-            stats.connection_refused();
-            boost::system::error_code ignore;
-            socket.close(ignore);
+        const auto remote = socket.remote_endpoint(ec);
+        if (ec) {  // reset before we got to it
+            socket.close(ec);
+            continue;
+        }
+        if (state.connections.load() >= connection_limit || state.draining.load()) {
+            refuse(socket);
             continue;
         }
         stats.connection_opened();
         socket.set_option(tcp::no_delay(true), ec);
         state.connections.fetch_add(1);
         auto executor = socket.get_executor();
-        asio::co_spawn(executor, http::run_session(boost::beast::tcp_stream(std::move(socket)), handler, cfg, state),
+        const auto peer = peer_address(remote);
+        asio::co_spawn(executor, http::run_session(boost::beast::tcp_stream(std::move(socket)), peer, handler, cfg, state),
                        [this](std::exception_ptr e) {
                            state.connections.fetch_sub(1);
                            if (e) log_line(spdlog::level::err, "session ended by an unexpected error");
                        });
     }
+}
+
+// Over --max-connections: a short 503 if the socket takes it at once, then close. Never
+// waits, so a flood of connections costs one accept and one close each.
+template <class Socket>
+void server::impl::refuse(Socket& socket) {
+    static const std::string kBusy = [] {
+        const std::string body =
+            R"({"type":"about:blank","title":"Service Unavailable","status":503,"detail":"too many open connections"})";
+        return "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/problem+json\r\nRetry-After: 1\r\n"
+               "Connection: close\r\nContent-Length: " +
+               std::to_string(body.size()) + "\r\n\r\n" + body;
+    }();
+    stats.connection_refused();
+    boost::system::error_code ec;
+    socket.non_blocking(true, ec);
+    socket.write_some(asio::buffer(kBusy), ec);
+    socket.shutdown(tcp::socket::shutdown_send, ec);
+    socket.close(ec);
 }
 
 asio::awaitable<void> server::impl::sweep() {
@@ -176,6 +239,7 @@ server::~server() = default;
 void server::start() {
     auto& m = *impl_;
     service::seed_users(*m.repo, m.cfg.seed_users);
+    m.connection_limit = fit_descriptor_limit(m.cfg.max_connections);
     const tcp::endpoint ep(asio::ip::make_address(m.cfg.address), m.cfg.port);
     m.acceptor = std::make_unique<tcp::acceptor>(asio::make_strand(m.http_ioc));
     m.acceptor->open(ep.protocol());

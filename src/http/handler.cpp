@@ -242,7 +242,7 @@ void set_unavailable(response& res, const std::optional<user_reply>& r, const st
     if (r && r->status == outcome::unavailable)
         app::log_line(spdlog::level::err, "database error request_id=" + app::escape_for_log(request_id) + ": " +
                                               app::escape_for_log(r->error));
-    if (!r) {
+    if (!r || r->status == outcome::timed_out) {
         set_problem(res, 504, "the database did not answer in time");
     } else if (r->status == outcome::queue_full) {
         res.set(field::retry_after, "1");

@@ -39,27 +39,12 @@ std::string smuggling_risk(const request& req) {
     return {};
 }
 
-core::ip_address peer_address(beast::tcp_stream& stream) {
-    boost::system::error_code ec;
-    const auto ep = stream.socket().remote_endpoint(ec);
-    core::ip_address a;
-    if (ec) return a;
-    if (ep.address().is_v4()) {
-        const auto b = ep.address().to_v4().to_bytes();
-        a.bytes[10] = a.bytes[11] = 0xff;
-        std::copy(b.begin(), b.end(), a.bytes.begin() + 12);
-    } else {
-        const auto b = ep.address().to_v6().to_bytes();
-        std::copy(b.begin(), b.end(), a.bytes.begin());
-    }
-    return a;
-}
-
 // Half-close, then read and discard what the client still sends for a moment, so the
 // kernel does not answer unread bytes with a reset that would destroy our response.
-asio::awaitable<void> lingering_close(beast::tcp_stream& stream) {
+template <class Stream>
+asio::awaitable<void> lingering_close(Stream& stream) {
     boost::system::error_code ec;
-    stream.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+    stream.socket().shutdown(asio::socket_base::shutdown_send, ec);
     stream.expires_after(std::chrono::seconds(2));
     char sink[4096];
     for (std::size_t total = 0; total < (1u << 20);) {
@@ -82,8 +67,9 @@ struct active_request {
 
 }  // namespace
 
-asio::awaitable<void> run_session(beast::tcp_stream stream, handler& h, const config::settings& cfg, server_state& state) {
-    const auto peer = peer_address(stream);
+template <class Stream>
+asio::awaitable<void> run_session(Stream stream, core::ip_address peer, handler& h, const config::settings& cfg,
+                                  server_state& state) {
     const auto header_timeout = std::chrono::milliseconds(cfg.header_timeout_ms);
     const auto idle_timeout = std::chrono::milliseconds(cfg.idle_timeout_ms);
     beast::flat_buffer buffer;
@@ -173,9 +159,14 @@ asio::awaitable<void> run_session(beast::tcp_stream stream, handler& h, const co
     if (close_gracefully) co_await lingering_close(stream);
     else {
         boost::system::error_code ec;
-        stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+        stream.socket().shutdown(asio::socket_base::shutdown_both, ec);
         stream.socket().close(ec);
     }
 }
+
+template asio::awaitable<void> run_session(beast::tcp_stream, core::ip_address, handler&, const config::settings&,
+                                           server_state&);
+template asio::awaitable<void> run_session(local_stream, core::ip_address, handler&, const config::settings&,
+                                           server_state&);
 
 }  // namespace userapi::http

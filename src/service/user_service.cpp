@@ -29,7 +29,10 @@ void user_service::get(std::int64_t id, callback done) {
             flight_.complete(call, {outcome::miss, std::move(json)});
             return;
         }
-        if (!db_.submit([this, call, id] { load(call, id); })) flight_.complete(call, {outcome::queue_full, nullptr});
+        const auto deadline = std::chrono::steady_clock::now() + request_timeout_;
+        if (!db_.submit([this, call, id] { load(call, id); }, deadline,
+                        [this, call] { flight_.complete(call, {outcome::timed_out, nullptr}); }))
+            flight_.complete(call, {outcome::queue_full, nullptr});
     } catch (const std::exception& e) {
         flight_.complete(call, {outcome::unavailable, nullptr, e.what()});
     } catch (...) {
@@ -76,7 +79,9 @@ void user_service::create(new_user u, callback done) {
         }
         (*shared_done)(reply);
     };
-    if (!db_.submit(std::move(op))) (*shared_done)({outcome::queue_full, nullptr, 0});
+    const auto deadline = std::chrono::steady_clock::now() + request_timeout_;
+    if (!db_.submit(std::move(op), deadline, [shared_done] { (*shared_done)({outcome::timed_out, nullptr, 0}); }))
+        (*shared_done)({outcome::queue_full, nullptr, 0});
 }
 
 service_stats user_service::stats() const {

@@ -73,3 +73,20 @@ TEST(DbQueue, ThrowingOperationDoesNotStallQueue) {
     EXPECT_TRUE(second);
     EXPECT_EQ(q.depth(), 0u);
 }
+
+// A job whose deadline passed while it waited never runs: its `expired` callback is called
+// instead, it costs no latency, and its slot is free again.
+TEST(DbQueue, ExpiredJobsAreDroppedUnrun) {
+    boost::asio::io_context ioc;
+    db_queue q(ioc, 0ms, 1);
+    const auto past = std::chrono::steady_clock::now() - 1ms;
+    bool ran = false, expired = false, fresh_ran = false;
+    ASSERT_TRUE(q.submit([&] { ran = true; }, past, [&] { expired = true; }));
+    ASSERT_TRUE(q.submit([&] { fresh_ran = true; }));
+    EXPECT_FALSE(q.submit([] {})) << "full: one running plus one waiting";
+    ioc.run();
+    EXPECT_FALSE(ran);
+    EXPECT_TRUE(expired);
+    EXPECT_TRUE(fresh_ran);
+    EXPECT_EQ(q.depth(), 0u);
+}

@@ -21,6 +21,7 @@ namespace userapi::service {
 class db_queue {
 public:
     using operation = std::function<void()>;
+    using time_point = std::chrono::steady_clock::time_point;
 
     // At most `limit` operations wait behind the running one; more are refused.
     db_queue(boost::asio::io_context& ioc, std::chrono::milliseconds latency, std::size_t limit);
@@ -31,7 +32,9 @@ public:
     // Admits `op` unless the queue is full (then returns false and `op` never runs).
     // Admitted operations run in admission order; an exception from one is swallowed
     // so the queue keeps going (operations report their own errors).
-    bool submit(operation op);
+    // An operation still waiting at `deadline` (nobody waits for its answer any more) never
+    // runs: `expired` is called instead and its slot is freed for new work.
+    bool submit(operation op, time_point deadline = time_point::max(), operation expired = {});
 
     // Operations admitted and not finished (waiting or running).
     std::size_t depth() const { return pending_.load(std::memory_order_relaxed); }
@@ -39,7 +42,13 @@ public:
     std::size_t limit() const { return limit_; }
 
 private:
+    struct job {
+        operation run;
+        operation expired;
+        time_point deadline;
+    };
     struct impl;
+    void finish(job& j, bool run);
     void start_next();
 
     std::chrono::milliseconds latency_;

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -27,6 +28,7 @@ enum class outcome {
     not_found,
     email_taken,
     queue_full,   // the DB queue refused the operation: try later
+    timed_out,    // the operation waited past the request timeout and was dropped unrun
     unavailable,  // the database failed
 };
 
@@ -50,15 +52,19 @@ class user_service {
 public:
     using callback = std::function<void(const user_reply&)>;
 
-    user_service(user_cache& cache, db_queue& db, user_repository& repo) : cache_(cache), db_(db), repo_(repo) {}
+    // An operation still queued `request_timeout` after it was submitted is dropped unrun:
+    // by then every request waiting for it has been answered 504.
+    user_service(user_cache& cache, db_queue& db, user_repository& repo,
+                 std::chrono::milliseconds request_timeout = std::chrono::hours(24))
+        : cache_(cache), db_(db), repo_(repo), request_timeout_(request_timeout) {}
 
     // The cached JSON of `id`, or null: the hot path, never waits. Counts a hit when found.
     user_json find_cached(std::int64_t id);
 
-    // hit | miss | coalesced | not_found | queue_full | unavailable.
+    // hit | miss | coalesced | not_found | queue_full | timed_out | unavailable.
     void get(std::int64_t id, callback done);
 
-    // created (then the user is cached) | email_taken | queue_full | unavailable.
+    // created (then the user is cached) | email_taken | queue_full | timed_out | unavailable.
     void create(new_user u, callback done);
 
     std::size_t clear_cache() { return cache_.clear(); }
@@ -78,6 +84,7 @@ private:
     user_cache& cache_;
     db_queue& db_;
     user_repository& repo_;  // only touched by DB-queue operations
+    std::chrono::milliseconds request_timeout_;
     flight_type flight_;
     std::atomic<std::uint64_t> hits_{0}, misses_{0}, reads_{0}, writes_{0};
 };
