@@ -89,6 +89,8 @@ std::variant<new_user, invalid_user> parse_new_user(std::string_view body) {
         const std::string what = e.what();
         if (what.find("UTF-8") != std::string::npos) return invalid_user{"body is not valid UTF-8"};
         return invalid_user{"body is not valid JSON (error at byte " + std::to_string(e.byte) + ")"};
+    } catch (const json::exception&) {  // e.g. a number too large for a double: 1e999
+        return invalid_user{"body is not valid JSON (a number is out of range)"};
     }
     if (!obj.is_object()) return invalid_user{"body must be a JSON object with name and email"};
     if (!duplicate.empty()) return invalid_user{"member " + quote_name(duplicate) + " appears more than once"};

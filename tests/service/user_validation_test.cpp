@@ -38,6 +38,12 @@ TEST(UserValidation, RejectsBodiesThatAreNotAnObject) {
         EXPECT_NE(rejection(b), "") << b;
 }
 
+// Found by fuzzing: a number too large for a double threw past the parser's own errors.
+TEST(UserValidation, RejectsOutOfRangeNumbers) {
+    EXPECT_NE(rejection("1e999"), "");
+    EXPECT_NE(rejection(R"({"name":"x","email":"x@example.org","n":-1e999})"), "");
+}
+
 TEST(UserValidation, RejectsInvalidUtf8) {
     EXPECT_EQ(rejection("{\"name\":\"Bad \xff\xfe\",\"email\":\"a@example.org\"}"), "body is not valid UTF-8");
 }
