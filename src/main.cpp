@@ -35,8 +35,8 @@ int main(int argc, char** argv) {
         std::cout << "listening on " << srv->url() << std::endl;
         srv->wait();
     } catch (const std::system_error& e) {
-        app::log_line(spdlog::level::critical, "cannot serve on " + cfg.address + ":" + std::to_string(cfg.port) + ": " +
-                                                   app::escape_for_log(e.code().message()));
+        app::log_line(spdlog::level::critical, "cannot serve on " + cfg.address + ":" + std::to_string(cfg.port) +
+                                                   ": " + app::escape_for_log(e.code().message()));
         return 1;
     }
     app::log_line(spdlog::level::info, "stopped");

@@ -14,8 +14,11 @@ void setup_logging(const std::string& level, const std::string& format) {
     auto logger = spdlog::stderr_logger_mt("userapi");
     spdlog::set_default_logger(logger);
     json_mode = format == "json";
-    if (json_mode) spdlog::set_pattern(R"({"time":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","message":"%v"})", spdlog::pattern_time_type::utc);
-    else spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %l %v");
+    if (json_mode)
+        spdlog::set_pattern(R"({"time":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","message":"%v"})",
+                            spdlog::pattern_time_type::utc);
+    else
+        spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %l %v");
     spdlog::set_level(spdlog::level::from_str(level));
     spdlog::flush_on(spdlog::level::warn);
 }
@@ -46,9 +49,12 @@ void log_line(spdlog::level::level_enum level, std::string_view message) {
     std::string j;
     j.reserve(message.size());
     for (char c : message) {
-        if (c == '\\') j += "\\\\";
-        else if (c == '"') j += "\\\"";
-        else j += c;
+        if (c == '\\')
+            j += "\\\\";
+        else if (c == '"')
+            j += "\\\"";
+        else
+            j += c;
     }
     spdlog::default_logger_raw()->log(level, "{}", j);
 }

@@ -125,7 +125,7 @@ struct server::impl {
     http::server_state state;
     http::metrics stats;
     asio::io_context http_ioc;
-    asio::io_context db_ioc;  // run by db_thread alone: the DB queue's owner
+    asio::io_context db_ioc;                         // run by db_thread alone: the DB queue's owner
     std::unique_ptr<service::user_repository> repo;  // touched only on the DB thread once started
     service::user_cache cache;
     service::db_queue db;
@@ -166,7 +166,8 @@ asio::awaitable<void> server::impl::listen() {
         state.connections.fetch_add(1);
         auto executor = socket.get_executor();
         const auto peer = peer_address(remote);
-        asio::co_spawn(executor, http::run_session(boost::beast::tcp_stream(std::move(socket)), peer, handler, cfg, state),
+        asio::co_spawn(executor,
+                       http::run_session(boost::beast::tcp_stream(std::move(socket)), peer, handler, cfg, state),
                        [this](std::exception_ptr e) {
                            state.connections.fetch_sub(1);
                            if (e) log_line(spdlog::level::err, "session ended by an unexpected error");
@@ -202,7 +203,8 @@ asio::awaitable<void> server::impl::sweep() {
         const auto expired = users.sweep_cache();
         const auto reclaimed = limiter.reclaim_idle();
         if (log_enabled(spdlog::level::debug))
-            log_line(spdlog::level::debug, "sweep expired=" + std::to_string(expired) + " idle_buckets=" + std::to_string(reclaimed));
+            log_line(spdlog::level::debug,
+                     "sweep expired=" + std::to_string(expired) + " idle_buckets=" + std::to_string(reclaimed));
     }
 }
 
@@ -214,8 +216,10 @@ asio::awaitable<void> server::impl::drain() {
         co_await timer.async_wait(use_tuple);
     }
     const auto left = state.active_requests.load();
-    if (left) log_line(spdlog::level::warn, "drain timeout: " + std::to_string(left) + " requests abandoned");
-    else log_line(spdlog::level::info, "drained; stopping");
+    if (left)
+        log_line(spdlog::level::warn, "drain timeout: " + std::to_string(left) + " requests abandoned");
+    else
+        log_line(spdlog::level::info, "drained; stopping");
     http_ioc.stop();
     db_ioc.stop();
 }

@@ -105,7 +105,8 @@ const std::vector<option>& options() {
          store_int<std::int64_t, &settings::cache_ttl_ms>()},
         {"--cache-cleanup-interval-ms", "cache.cleanup_interval_ms", kind::integer, 1, 86400000,
          "background sweep period (default 10000)", store_int<std::int64_t, &settings::cache_cleanup_interval_ms>()},
-        {"--data", "db.path", kind::text, 0, 0, "SQLite file of the users, created with its folder; :memory: keeps nothing (default data/userapi.db)",
+        {"--data", "db.path", kind::text, 0, 0,
+         "SQLite file of the users, created with its folder; :memory: keeps nothing (default data/userapi.db)",
          [](settings& s, const value& v) {
              if (std::get<std::string>(v).empty()) return std::string("must not be empty");
              s.db_path = std::get<std::string>(v);
@@ -113,8 +114,8 @@ const std::vector<option>& options() {
          }},
         {"--db-latency-ms", "db.latency_ms", kind::integer, 0, 3600000, "cost of each database operation (default 200)",
          store_int<std::int64_t, &settings::db_latency_ms>()},
-        {"--db-queue-limit", "db.queue_limit", kind::integer, 0, 1e7, "waiting database operations before 503 (default 1000)",
-         store_int<std::size_t, &settings::db_queue_limit>()},
+        {"--db-queue-limit", "db.queue_limit", kind::integer, 0, 1e7,
+         "waiting database operations before 503 (default 1000)", store_int<std::size_t, &settings::db_queue_limit>()},
         {"--seed-users", "db.seed_users", kind::integer, 0, 1e7, "users 1..N created in an empty store (default 3)",
          store_int<std::int64_t, &settings::seed_users>()},
         {"--max-body-bytes", "limits.max_body_bytes", kind::integer, 1, 67108864, "request body limit (default 16384)",
@@ -124,11 +125,13 @@ const std::vector<option>& options() {
         {"--idle-timeout-ms", "limits.idle_timeout_ms", kind::integer, 1, 86400000,
          "idle keep-alive connection lifetime (default 30000)", store_int<std::int64_t, &settings::idle_timeout_ms>()},
         {"--request-timeout-ms", "limits.request_timeout_ms", kind::integer, 1, 86400000,
-         "longest wait for the database before 504 (default 30000)", store_int<std::int64_t, &settings::request_timeout_ms>()},
+         "longest wait for the database before 504 (default 30000)",
+         store_int<std::int64_t, &settings::request_timeout_ms>()},
         {"--drain-timeout-ms", "limits.drain_timeout_ms", kind::integer, 0, 86400000,
          "longest graceful drain on SIGTERM (default 10000)", store_int<std::int64_t, &settings::drain_timeout_ms>()},
         {"--max-connections", "limits.max_connections", kind::integer, 1, 1000000,
-         "open connections before new ones are refused (default 10000)", store_int<std::size_t, &settings::max_connections>()},
+         "open connections before new ones are refused (default 10000)",
+         store_int<std::size_t, &settings::max_connections>()},
         {"--admin-token", "admin_token", kind::text, 0, 0,
          "token DELETE /cache requires as Authorization: Bearer (default: env USERAPI_ADMIN_TOKEN, else none)",
          [](settings& s, const value& v) {
@@ -162,12 +165,18 @@ struct load_error {
 
 const char* type_name(kind k) {
     switch (k) {
-        case kind::integer: return "a whole number";
-        case kind::number: return "a number";
-        case kind::boolean: return "true or false";
-        case kind::text: return "a string";
-        case kind::list: return "a list of strings";
-        case kind::flag: return "nothing";
+        case kind::integer:
+            return "a whole number";
+        case kind::number:
+            return "a number";
+        case kind::boolean:
+            return "true or false";
+        case kind::text:
+            return "a string";
+        case kind::list:
+            return "a list of strings";
+        case kind::flag:
+            return "nothing";
     }
     return "";
 }
@@ -185,7 +194,8 @@ void apply(settings& s, const option& o, const value& v, const std::string& wher
     std::string err;
     if (o.type == kind::integer) {
         const auto n = std::get<std::int64_t>(v);
-        if (static_cast<double>(n) < o.min || static_cast<double>(n) > o.max) err = range_text(o) + ", got " + std::to_string(n);
+        if (static_cast<double>(n) < o.min || static_cast<double>(n) > o.max)
+            err = range_text(o) + ", got " + std::to_string(n);
     } else if (o.type == kind::number) {
         const double d = std::get<double>(v);
         if (!std::isfinite(d) || d < o.min || d > o.max) err = "must be a positive number up to 1e9";
@@ -210,8 +220,10 @@ value from_text(const option& o, const std::string& text, const std::string& whe
                 throw bad();
             return d;
         }
-        case kind::list: return std::vector<std::string>{text};
-        default: return text;
+        case kind::list:
+            return std::vector<std::string>{text};
+        default:
+            return text;
     }
 }
 
@@ -240,14 +252,16 @@ value from_json(const option& o, const json& j, const std::string& where) {
             }
             return out;
         }
-        case kind::flag: break;
+        case kind::flag:
+            break;
     }
     throw bad();
 }
 
 // Walks the file's object; every leaf must be a known key.
 void apply_file(settings& s, const json& j, const std::string& prefix, const std::string& file) {
-    if (!j.is_object()) throw load_error{"config file " + file + ": " + (prefix.empty() ? "top level" : prefix) + " must be an object"};
+    if (!j.is_object())
+        throw load_error{"config file " + file + ": " + (prefix.empty() ? "top level" : prefix) + " must be an object"};
     for (const auto& [k, v] : j.items()) {
         const std::string key = prefix.empty() ? k : prefix + "." + k;
         const option* match = nullptr;
@@ -255,13 +269,18 @@ void apply_file(settings& s, const json& j, const std::string& prefix, const std
         for (const auto& o : options()) {
             if (!o.key) continue;
             const std::string ok = o.key;
-            if (ok == key) match = &o;
-            else if (ok.rfind(key + ".", 0) == 0) is_section = true;
+            if (ok == key)
+                match = &o;
+            else if (ok.rfind(key + ".", 0) == 0)
+                is_section = true;
         }
         const std::string where = "config file " + file + ": " + key;
-        if (match) apply(s, *match, from_json(*match, v, where), where);
-        else if (is_section) apply_file(s, v, key, file);
-        else throw load_error{"config file " + file + ": unknown key " + key};
+        if (match)
+            apply(s, *match, from_json(*match, v, where), where);
+        else if (is_section)
+            apply_file(s, v, key, file);
+        else
+            throw load_error{"config file " + file + ": unknown key " + key};
     }
 }
 

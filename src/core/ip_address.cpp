@@ -22,8 +22,10 @@ bool ip_address::is_v4() const { return std::memcmp(bytes.data(), kMappedPrefix.
 
 std::string ip_address::to_string() const {
     char buf[INET6_ADDRSTRLEN] = {};
-    if (is_v4()) inet_ntop(AF_INET, bytes.data() + 12, buf, sizeof buf);
-    else inet_ntop(AF_INET6, bytes.data(), buf, sizeof buf);
+    if (is_v4())
+        inet_ntop(AF_INET, bytes.data() + 12, buf, sizeof buf);
+    else
+        inet_ntop(AF_INET6, bytes.data(), buf, sizeof buf);
     return buf;
 }
 

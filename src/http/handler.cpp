@@ -65,18 +65,21 @@ const std::string& http_date() {
 
 method_label label_of(bhttp::verb v) {
     switch (v) {
-        case bhttp::verb::get: return method_label::get;
-        case bhttp::verb::head: return method_label::head;
-        case bhttp::verb::post: return method_label::post;
-        case bhttp::verb::delete_: return method_label::del;
-        default: return method_label::other;
+        case bhttp::verb::get:
+            return method_label::get;
+        case bhttp::verb::head:
+            return method_label::head;
+        case bhttp::verb::post:
+            return method_label::post;
+        case bhttp::verb::delete_:
+            return method_label::del;
+        default:
+            return method_label::other;
     }
 }
 
 // Client text in a detail: short, so an error never echoes a huge input back.
-std::string clip(std::string_view s) {
-    return s.size() <= 64 ? std::string(s) : std::string(s.substr(0, 64)) + "…";
-}
+std::string clip(std::string_view s) { return s.size() <= 64 ? std::string(s) : std::string(s.substr(0, 64)) + "…"; }
 
 // Time depends only on the length of `given`, never on where the two differ.
 bool constant_time_equal(std::string_view expected, std::string_view given) {
@@ -117,7 +120,8 @@ asio::awaitable<response> handler::handle(const request& req, const core::ip_add
     try {
         co_await dispatch(x);
     } catch (const std::exception& e) {
-        app::log_line(spdlog::level::err, "request_id=" + app::escape_for_log(x.id) + " internal error: " + app::escape_for_log(e.what()));
+        app::log_line(spdlog::level::err,
+                      "request_id=" + app::escape_for_log(x.id) + " internal error: " + app::escape_for_log(e.what()));
         x.res = response{};
         x.res.version(req.version());
         set_problem(x.res, 500, "internal error; the request id identifies it in the server log");
@@ -146,13 +150,16 @@ asio::awaitable<void> handler::dispatch(exchange& x) {
         res.set("RateLimit-Limit", std::to_string(cap));
         res.set("RateLimit-Remaining", std::to_string(s.remaining));
         res.set("RateLimit-Reset", std::to_string(s.reset_seconds));
-        res.set("RateLimit-Policy", "\"default\";q=" + std::to_string(cap) + ";w=" + std::to_string(p.window_seconds()));
-        res.set("RateLimit", "\"default\";r=" + std::to_string(s.remaining) + ";t=" + std::to_string(s.next_token_seconds));
+        res.set("RateLimit-Policy",
+                "\"default\";q=" + std::to_string(cap) + ";w=" + std::to_string(p.window_seconds()));
+        res.set("RateLimit",
+                "\"default\";r=" + std::to_string(s.remaining) + ";t=" + std::to_string(s.next_token_seconds));
         if (!s.allowed) {
             stats_.rate_limited();
             res.set(field::retry_after, std::to_string(s.retry_after_seconds));
-            set_problem(res, 429, "rate limit exceeded: " + std::to_string(cap) + " requests per window; retry in " +
-                                      std::to_string(s.retry_after_seconds) + " s");
+            set_problem(res, 429,
+                        "rate limit exceeded: " + std::to_string(cap) + " requests per window; retry in " +
+                            std::to_string(s.retry_after_seconds) + " s");
             co_return;
         }
     }
@@ -160,9 +167,10 @@ asio::awaitable<void> handler::dispatch(exchange& x) {
     const bool read_verb = verb == bhttp::verb::get || verb == bhttp::verb::head;
     auto wrong_method = [&] {
         res.set(field::allow, allowed_methods(x.match.which));
-        set_problem(res, 405, "method " + clip(x.req.method_string()) + " is not allowed on " +
-                                  std::string(route_pattern(x.match.which)) + "; allowed: " +
-                                  std::string(allowed_methods(x.match.which)));
+        set_problem(res, 405,
+                    "method " + clip(x.req.method_string()) + " is not allowed on " +
+                        std::string(route_pattern(x.match.which)) +
+                        "; allowed: " + std::string(allowed_methods(x.match.which)));
     };
     switch (x.match.which) {
         case route::user:
@@ -209,7 +217,7 @@ template <class Start>
 asio::awaitable<std::optional<user_reply>> await_reply(Start start, std::chrono::milliseconds timeout) {
     struct waiting {
         explicit waiting(asio::any_io_executor ex) : timer(std::move(ex)) {}
-        asio::steady_timer timer;       // doubles as the wake-up signal
+        asio::steady_timer timer;         // doubles as the wake-up signal
         std::optional<user_reply> reply;  // owned by the timer's executor
     };
     auto w = std::make_shared<waiting>(co_await asio::this_coro::executor);
@@ -259,8 +267,9 @@ asio::awaitable<void> handler::get_user(exchange& x) {
     auto& res = x.res;
     const auto id = parse_user_id(x.match.id);
     if (!id) {
-        set_problem(res, 400, "id must be a positive decimal integer up to 9223372036854775807 without leading zeros, got \"" +
-                                  clip(x.match.id) + "\"");
+        set_problem(res, 400,
+                    "id must be a positive decimal integer up to 9223372036854775807 without leading zeros, got \"" +
+                        clip(x.match.id) + "\"");
         co_return;
     }
     if (auto json = users_.find_cached(*id)) {
@@ -338,7 +347,8 @@ void handler::cache_status(exchange& x) {
                   {"ttl_seconds", seconds(cfg_.cache_ttl_ms)},
                   {"cleanup_interval_seconds", seconds(cfg_.cache_cleanup_interval_ms)}};
     j["coalescing"] = {{"inflight", s.inflight}, {"coalesced_requests", s.coalesced}};
-    j["db"] = {{"reads", s.reads}, {"writes", s.writes}, {"queue_depth", s.queue_depth}, {"latency_ms", cfg_.db_latency_ms}};
+    j["db"] = {
+        {"reads", s.reads}, {"writes", s.writes}, {"queue_depth", s.queue_depth}, {"latency_ms", cfg_.db_latency_ms}};
     j["requests"] = {{"total", stats_.total()},
                      {"rate_limited", stats_.rate_limited_total()},
                      {"average_response_time_ms", stats_.average_ms()}};
@@ -358,8 +368,10 @@ void handler::render_metrics(exchange& x) {
         out += "\n";
     };
     add("userapi_cache_hits_total", "counter", "GET /users/{id} answered from the cache.", static_cast<double>(s.hits));
-    add("userapi_cache_misses_total", "counter", "GET /users/{id} not answered from the cache.", static_cast<double>(s.misses));
-    add("userapi_cache_evictions_total", "counter", "Cache entries removed for capacity.", static_cast<double>(s.cache.evictions));
+    add("userapi_cache_misses_total", "counter", "GET /users/{id} not answered from the cache.",
+        static_cast<double>(s.misses));
+    add("userapi_cache_evictions_total", "counter", "Cache entries removed for capacity.",
+        static_cast<double>(s.cache.evictions));
     add("userapi_cache_expirations_total", "counter", "Cache entries removed because their TTL passed.",
         static_cast<double>(s.cache.expirations));
     add("userapi_cache_entries", "gauge", "Users in the cache.", static_cast<double>(s.cache.size));
@@ -369,10 +381,12 @@ void handler::render_metrics(exchange& x) {
     add("userapi_inflight_reads", "gauge", "Database reads in flight.", static_cast<double>(s.inflight));
     add("userapi_db_reads_total", "counter", "Database reads executed.", static_cast<double>(s.reads));
     add("userapi_db_writes_total", "counter", "Database writes executed.", static_cast<double>(s.writes));
-    add("userapi_db_queue_depth", "gauge", "Database operations waiting or running.", static_cast<double>(s.queue_depth));
+    add("userapi_db_queue_depth", "gauge", "Database operations waiting or running.",
+        static_cast<double>(s.queue_depth));
     add("userapi_rate_limit_clients", "gauge", "Client buckets held by the rate limiter.",
         limiter_ ? static_cast<double>(limiter_->size()) : 0.0);
-    add("userapi_open_connections", "gauge", "Client connections open now.", static_cast<double>(state_.connections.load()));
+    add("userapi_open_connections", "gauge", "Client connections open now.",
+        static_cast<double>(state_.connections.load()));
     x.res.result(200);
     x.res.body() = std::move(out);
     x.res.set(field::content_type, "text/plain; version=0.0.4; charset=utf-8");

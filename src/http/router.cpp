@@ -6,7 +6,8 @@ namespace userapi::http {
 namespace {
 
 bool under(std::string_view path, std::string_view base) {
-    return path == base || (path.size() > base.size() && path.substr(0, base.size()) == base && path[base.size()] == '/');
+    return path == base ||
+           (path.size() > base.size() && path.substr(0, base.size()) == base && path[base.size()] == '/');
 }
 
 }  // namespace
@@ -49,26 +50,37 @@ std::optional<std::int64_t> parse_user_id(std::string_view text) {
 
 std::string_view allowed_methods(route r) {
     switch (r) {
-        case route::users: return "POST";
-        case route::cache: return "DELETE";
+        case route::users:
+            return "POST";
+        case route::cache:
+            return "DELETE";
         case route::user:
         case route::cache_status:
         case route::healthz:
-        case route::metrics: return "GET, HEAD";
-        case route::none: break;
+        case route::metrics:
+            return "GET, HEAD";
+        case route::none:
+            break;
     }
     return "";
 }
 
 std::string_view route_pattern(route r) {
     switch (r) {
-        case route::user: return "/users/{id}";
-        case route::users: return "/users";
-        case route::cache: return "/cache";
-        case route::cache_status: return "/cache-status";
-        case route::healthz: return "/healthz";
-        case route::metrics: return "/metrics";
-        case route::none: break;
+        case route::user:
+            return "/users/{id}";
+        case route::users:
+            return "/users";
+        case route::cache:
+            return "/cache";
+        case route::cache_status:
+            return "/cache-status";
+        case route::healthz:
+            return "/healthz";
+        case route::metrics:
+            return "/metrics";
+        case route::none:
+            break;
     }
     return "unmatched";
 }

@@ -156,7 +156,8 @@ asio::awaitable<void> run_session(Stream stream, core::ip_address peer, handler&
             break;
         }
     }
-    if (close_gracefully) co_await lingering_close(stream);
+    if (close_gracefully)
+        co_await lingering_close(stream);
     else {
         boost::system::error_code ec;
         stream.socket().shutdown(asio::socket_base::shutdown_both, ec);

@@ -14,9 +14,9 @@ namespace asio = boost::asio;
 struct db_queue::impl {
     explicit impl(asio::io_context& ioc) : strand(asio::make_strand(ioc)), timer(strand) {}
     asio::strand<asio::io_context::executor_type> strand;
-    asio::steady_timer timer;       // owned by strand
-    std::deque<job> waiting;        // owned by strand
-    bool busy = false;              // owned by strand: an operation is on the timer
+    asio::steady_timer timer;  // owned by strand
+    std::deque<job> waiting;   // owned by strand
+    bool busy = false;         // owned by strand: an operation is on the timer
 };
 
 db_queue::db_queue(asio::io_context& ioc, std::chrono::milliseconds latency, std::size_t limit)
@@ -40,8 +40,10 @@ bool db_queue::submit(operation op, time_point deadline, operation expired) {
 // Runs or expires one job, never letting an exception stop the queue.
 void db_queue::finish(job& j, bool run) {
     try {
-        if (run) j.run();
-        else if (j.expired) j.expired();
+        if (run)
+            j.run();
+        else if (j.expired)
+            j.expired();
     } catch (...) {
         // The operation owns its error reporting; the queue must not stall.
     }

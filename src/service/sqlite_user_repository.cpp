@@ -47,8 +47,10 @@ sqlite_user_repository::sqlite_user_repository(const std::string& path) : path_(
         exec("PRAGMA journal_mode = WAL");
         exec("PRAGMA synchronous = FULL");
         migrate();
-        if (sqlite3_prepare_v2(db_, "SELECT id, name, email FROM users WHERE id = ?", -1, &find_, nullptr) != SQLITE_OK ||
-            sqlite3_prepare_v2(db_, "INSERT INTO users (name, email) VALUES (?, ?)", -1, &insert_, nullptr) != SQLITE_OK)
+        if (sqlite3_prepare_v2(db_, "SELECT id, name, email FROM users WHERE id = ?", -1, &find_, nullptr) !=
+                SQLITE_OK ||
+            sqlite3_prepare_v2(db_, "INSERT INTO users (name, email) VALUES (?, ?)", -1, &insert_, nullptr) !=
+                SQLITE_OK)
             fail("cannot prepare statements");
     } catch (...) {
         sqlite3_finalize(find_);
@@ -79,14 +81,18 @@ void sqlite_user_repository::exec(const char* sql) {
     }
 }
 
-int sqlite_user_repository::schema_version() {
+std::int64_t sqlite_user_repository::query_int(const char* sql, const char* what) {
     sqlite3_stmt* s = nullptr;
-    if (sqlite3_prepare_v2(db_, "PRAGMA user_version", -1, &s, nullptr) != SQLITE_OK) fail("not a usable SQLite database");
+    if (sqlite3_prepare_v2(db_, sql, -1, &s, nullptr) != SQLITE_OK) fail(what);
     const int rc = sqlite3_step(s);
-    const int v = rc == SQLITE_ROW ? sqlite3_column_int(s, 0) : -1;
+    const std::int64_t v = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
     sqlite3_finalize(s);
-    if (v < 0) fail("not a usable SQLite database");
+    if (v < 0) fail(what);
     return v;
+}
+
+int sqlite_user_repository::schema_version() {
+    return static_cast<int>(query_int("PRAGMA user_version", "not a usable SQLite database"));
 }
 
 void sqlite_user_repository::migrate() {
@@ -125,13 +131,7 @@ create_outcome sqlite_user_repository::create(const new_user& u) {
 }
 
 std::size_t sqlite_user_repository::size() {
-    sqlite3_stmt* s = nullptr;
-    if (sqlite3_prepare_v2(db_, "SELECT count(*) FROM users", -1, &s, nullptr) != SQLITE_OK) fail("count failed");
-    const int rc = sqlite3_step(s);
-    const auto n = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
-    sqlite3_finalize(s);
-    if (n < 0) fail("count failed");
-    return static_cast<std::size_t>(n);
+    return static_cast<std::size_t>(query_int("SELECT count(*) FROM users", "count failed"));
 }
 
 void sqlite_user_repository::seed(std::int64_t n) {

@@ -31,7 +31,9 @@ void user_service::get(std::int64_t id, callback done) {
         }
         const auto deadline = std::chrono::steady_clock::now() + request_timeout_;
         if (!db_.submit([this, call, id] { load(call, id); }, deadline,
-                        [this, call] { flight_.complete(call, {outcome::timed_out, nullptr}); }))
+                        [this, call] {
+                            flight_.complete(call, {outcome::timed_out, nullptr});
+                        }))
             flight_.complete(call, {outcome::queue_full, nullptr});
     } catch (const std::exception& e) {
         flight_.complete(call, {outcome::unavailable, nullptr, e.what()});

@@ -66,8 +66,9 @@ bool is_valid_email(std::string_view email) {
         if (dot == std::string_view::npos) break;
         start = dot + 1;
     }
-    return labels >= 2 && last.size() >= 2 &&
-           std::all_of(last.begin(), last.end(), [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); });
+    return labels >= 2 && last.size() >= 2 && std::all_of(last.begin(), last.end(), [](char c) {
+               return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+           });
 }
 
 std::variant<new_user, invalid_user> parse_new_user(std::string_view body) {
@@ -85,7 +86,8 @@ std::variant<new_user, invalid_user> parse_new_user(std::string_view body) {
     try {
         obj = json::parse(body.begin(), body.end(), on_event);
     } catch (const json::parse_error& e) {
-        if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) return invalid_user{"body is empty: expected a JSON object"};
+        if (body.find_first_not_of(" \t\r\n") == std::string_view::npos)
+            return invalid_user{"body is empty: expected a JSON object"};
         const std::string what = e.what();
         if (what.find("UTF-8") != std::string::npos) return invalid_user{"body is not valid UTF-8"};
         return invalid_user{"body is not valid JSON (error at byte " + std::to_string(e.byte) + ")"};
@@ -96,7 +98,8 @@ std::variant<new_user, invalid_user> parse_new_user(std::string_view body) {
     if (!duplicate.empty()) return invalid_user{"member " + quote_name(duplicate) + " appears more than once"};
     for (const auto& [key, value] : obj.items()) {
         if (key == "id") return invalid_user{"member \"id\" is not allowed: ids are assigned by the server"};
-        if (key != "name" && key != "email") return invalid_user{"unknown member " + quote_name(key) + ": only name and email are allowed"};
+        if (key != "name" && key != "email")
+            return invalid_user{"unknown member " + quote_name(key) + ": only name and email are allowed"};
     }
     if (auto e = string_member_error(obj, "name"); !e.empty()) return invalid_user{e};
     if (auto e = string_member_error(obj, "email"); !e.empty()) return invalid_user{e};
@@ -104,7 +107,8 @@ std::variant<new_user, invalid_user> parse_new_user(std::string_view body) {
     if (utf8_length(u.name) > kMaxNameChars) return invalid_user{"name must be at most 100 characters"};
     if (std::all_of(u.name.begin(), u.name.end(), [](char c) { return c == ' ' || c == '\t'; }))
         return invalid_user{"name must not be blank"};
-    if (std::any_of(u.name.begin(), u.name.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }))
+    if (std::any_of(u.name.begin(), u.name.end(),
+                    [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }))
         return invalid_user{"name must not contain control characters"};
     if (u.email.size() > kMaxEmailChars) return invalid_user{"email must be at most 254 characters"};
     if (!is_valid_email(u.email)) return invalid_user{"email must look like local@domain.tld"};

@@ -55,7 +55,8 @@ TEST(Config, OptionsOverrideFileOverridesDefaults) {
     ASSERT_TRUE(a.config) << a.output;
     EXPECT_EQ(a.config->cache_capacity, 7u);
     EXPECT_EQ(a.config->trusted_proxies.size(), 1u);
-    auto b = load({"--config", path, "--cache-capacity", "9", "--trusted-proxy", "192.0.2.0/24", "--trusted-proxy=::1"}, nullptr);
+    auto b = load({"--config", path, "--cache-capacity", "9", "--trusted-proxy", "192.0.2.0/24", "--trusted-proxy=::1"},
+                  nullptr);
     ASSERT_TRUE(b.config) << b.output;
     EXPECT_EQ(b.config->cache_capacity, 9u);
     EXPECT_EQ(b.config->trusted_proxies, (std::vector<std::string>{"192.0.2.0/24", "::1"}));

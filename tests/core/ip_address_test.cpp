@@ -1,5 +1,5 @@
-#include "userapi/core/client_resolver.hpp"
 #include "userapi/core/ip_address.hpp"
+#include "userapi/core/client_resolver.hpp"
 
 #include <gtest/gtest.h>
 

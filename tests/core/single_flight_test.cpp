@@ -80,7 +80,8 @@ TEST(SingleFlight, CompleteRemovesOnlyItsOwnCall) {
 TEST(SingleFlight, WaiterMayJoinAgain) {
     flight f;
     flight::call_ptr next;
-    auto first = f.join(1, [&](const std::string&, bool) { next = f.join(1, [](const std::string&, bool) {}).leader_of; });
+    auto first =
+        f.join(1, [&](const std::string&, bool) { next = f.join(1, [](const std::string&, bool) {}).leader_of; });
     f.complete(first.leader_of, "done");
     EXPECT_TRUE(next) << "the key was free when the waiter ran";
 }

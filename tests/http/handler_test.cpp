@@ -86,7 +86,8 @@ TEST_F(Handler, GetUserMissThenHit) {
 TEST_F(Handler, UnknownUserIs404) { expect_problem(get("/users/999"), 404); }
 
 TEST_F(Handler, BadIdIs400) {
-    for (auto id : {"0", "-1", "abc", "01", "1.5", "99999999999999999999", ""}) expect_problem(get(std::string("/users/") + id), 400);
+    for (auto id : {"0", "-1", "abc", "01", "1.5", "99999999999999999999", ""})
+        expect_problem(get(std::string("/users/") + id), 400);
 }
 
 TEST_F(Handler, UnknownPathIs404) { expect_problem(get("/nope"), 404); }
@@ -152,7 +153,8 @@ TEST_F(Handler, CreateUser201WithLocation) {
 TEST_F(Handler, CreateUserErrors) {
     expect_problem(post_user(R"({"name":"A","email":"a@example.org"})", "text/plain"), 415);
     expect_problem(call(bhttp::verb::post, "/users", R"({"name":"A","email":"a@example.org"})"), 415);
-    EXPECT_EQ(post_user(R"({"name":"A","email":"a@example.org"})", "Application/JSON; charset=utf-8").result_int(), 201);
+    EXPECT_EQ(post_user(R"({"name":"A","email":"a@example.org"})", "Application/JSON; charset=utf-8").result_int(),
+              201);
     expect_problem(post_user("{"), 400);
     expect_problem(post_user(R"({"name":"B","email":"USER1@EXAMPLE.COM"})"), 409);
 }

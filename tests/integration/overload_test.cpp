@@ -8,6 +8,7 @@
 
 #include "support/http_client.hpp"
 #include "support/test_server.hpp"
+#include "support/wait.hpp"
 
 using namespace std::chrono_literals;
 using namespace userapi::testing;
@@ -15,22 +16,10 @@ using nlohmann::json;
 
 namespace {
 
-json cache_status(std::uint16_t port) { return json::parse(request(port, "GET", "/cache-status").body); }
-
 double metric(std::uint16_t port, const std::string& name) {
     const auto body = request(port, "GET", "/metrics").body;
     const auto at = body.find("\n" + name + " ");
     return at == std::string::npos ? -1 : std::stod(body.substr(at + name.size() + 2));
-}
-
-template <class Cond>
-bool eventually(Cond cond, std::chrono::milliseconds limit = 10s) {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < deadline) {
-        if (cond()) return true;
-        std::this_thread::sleep_for(10ms);
-    }
-    return cond();
 }
 
 // Median time of `n` cache hits on one keep-alive connection.
@@ -165,11 +154,13 @@ TEST(Overload, DrainFinishesInFlightRequests) {
     ASSERT_TRUE(eventually([&] { return cache_status(port)["db"]["queue_depth"] == 1; }));
     srv->get().stop();
     userapi::testing::http_response h;
-    ASSERT_TRUE(eventually([&] {  // stop() only posts the drain: ask until it has begun
-        keep.send(raw_request("GET", "/healthz"));
-        h = keep.read_response();
-        return h.status == 503;
-    }, 3s));
+    ASSERT_TRUE(eventually(
+        [&] {  // stop() only posts the drain: ask until it has begun
+            keep.send(raw_request("GET", "/healthz"));
+            h = keep.read_response();
+            return h.status == 503;
+        },
+        3s));
     EXPECT_EQ(json::parse(h.body)["status"], "draining");
     EXPECT_EQ(h.header("Connection"), "close");
     auto r = slow.read_response();

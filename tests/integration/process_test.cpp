@@ -37,7 +37,8 @@ public:
         std::vector<char*> argv;
         for (auto& a : args) argv.push_back(a.data());
         argv.push_back(nullptr);
-        if (posix_spawn(&pid_, USERAPI_BINARY, &fa, nullptr, argv.data(), environ) != 0) throw std::runtime_error("spawn");
+        if (posix_spawn(&pid_, USERAPI_BINARY, &fa, nullptr, argv.data(), environ) != 0)
+            throw std::runtime_error("spawn");
         posix_spawn_file_actions_destroy(&fa);
         ::close(out[1]);
         out_ = out[0];
@@ -53,7 +54,8 @@ public:
     std::string read_until(const std::regex& pattern, std::chrono::milliseconds limit = 10s) {
         const auto deadline = std::chrono::steady_clock::now() + limit;
         while (!std::regex_search(stdout_, pattern)) {
-            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+            const auto left =
+                std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
             if (left <= 0ms) break;
             pollfd p{out_, POLLIN, 0};
             if (poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
@@ -110,7 +112,8 @@ TEST(Process, SigtermDrainsInFlightRequests) {
     connection c(port);
     ASSERT_TRUE(c.send(raw_request("GET", "/users/1")));
     // The request is in flight once the DB queue holds it.
-    for (int i = 0; i < 200 && request(port, "GET", "/cache-status").body.find("\"queue_depth\":1") == std::string::npos; ++i)
+    for (int i = 0;
+         i < 200 && request(port, "GET", "/cache-status").body.find("\"queue_depth\":1") == std::string::npos; ++i)
         std::this_thread::sleep_for(5ms);
     p.signal(SIGTERM);
     auto r = c.read_response();
@@ -131,7 +134,8 @@ TEST(Process, SigintExitsZero) {
 namespace {
 
 std::string temp_data_path(const char* name) {
-    const auto dir = std::filesystem::path(::testing::TempDir()) / ("userapi-proc-" + std::to_string(::getpid()) + "-" + name);
+    const auto dir =
+        std::filesystem::path(::testing::TempDir()) / ("userapi-proc-" + std::to_string(::getpid()) + "-" + name);
     std::filesystem::remove_all(dir);
     return (dir / "users.db").string();
 }
@@ -142,8 +146,8 @@ std::string temp_data_path(const char* name) {
 // restart neither duplicates the seeded users nor reuses the id.
 TEST(Process, CreatedUserSurvivesSigkill) {
     const auto data = temp_data_path("sigkill");
-    const std::vector<std::string> args = {"--port", "0", "--data", data, "--db-latency-ms", "0", "--no-rate-limit",
-                                           "--log-level", "warn"};
+    const std::vector<std::string> args = {"--port",          "0",           "--data", data, "--db-latency-ms", "0",
+                                           "--no-rate-limit", "--log-level", "warn"};
     std::string created;
     {
         process p(args);
@@ -168,7 +172,9 @@ TEST(Process, CreatedUserSurvivesSigkill) {
                         R"({"name":"Next","email":"next@example.org"})");
     EXPECT_EQ(next.header("Location"), "/users/5");
     EXPECT_EQ(request(port, "POST", "/users", {{"Content-Type", "application/json"}},
-                      R"({"name":"Again","email":"DORA@example.org"})").status, 409);
+                      R"({"name":"Again","email":"DORA@example.org"})")
+                  .status,
+              409);
 }
 
 // An unusable --data file stops the start with exit 2, and the file is left as it was.

@@ -70,7 +70,8 @@ TEST_F(Robustness, DifferingContentLengthsAre400) {
 }
 
 TEST_F(Robustness, ChunkedInHttp10Is400) {
-    expect_refused("POST /users HTTP/1.0\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400);
+    expect_refused(
+        "POST /users HTTP/1.0\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400);
 }
 
 TEST_F(Robustness, TransferEncodingNotEndingInChunkedIs400) {
@@ -88,7 +89,8 @@ TEST_F(Robustness, OversizeBodyIs413) {
 // A well-formed chunked body is accepted.
 TEST_F(Robustness, ChunkedBodyAccepted) {
     connection c(port);
-    c.send(post_head + "Transfer-Encoding: chunked\r\n\r\n" + hex(valid_user.size()) + "\r\n" + valid_user + "\r\n0\r\n\r\n");
+    c.send(post_head + "Transfer-Encoding: chunked\r\n\r\n" + hex(valid_user.size()) + "\r\n" + valid_user +
+           "\r\n0\r\n\r\n");
     EXPECT_EQ(c.read_response().status, 201);
 }
 
@@ -134,7 +136,8 @@ TEST_F(Robustness, BadClientsDoNotHurtOthers) {
             for (int k = 0; k < 20; ++k) {
                 try {
                     connection c(port);
-                    c.send(i % 2 ? std::string("\x00\x01\x02garbage\r\n\r\n", 14) : post_head + "Content-Length: 3\r\n\r\n{{{");
+                    c.send(i % 2 ? std::string("\x00\x01\x02garbage\r\n\r\n", 14)
+                                 : post_head + "Content-Length: 3\r\n\r\n{{{");
                     c.read_response();
                 } catch (const std::exception&) {
                 }

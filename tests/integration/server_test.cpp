@@ -3,13 +3,14 @@
 
 #include <condition_variable>
 #include <mutex>
-#include <set>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <thread>
 
 #include "support/http_client.hpp"
 #include "support/test_repository.hpp"
 #include "support/test_server.hpp"
+#include "support/wait.hpp"
 
 using namespace std::chrono_literals;
 using namespace userapi;
@@ -17,20 +18,6 @@ using namespace userapi::testing;
 using nlohmann::json;
 
 namespace {
-
-json cache_status(std::uint16_t port) { return json::parse(request(port, "GET", "/cache-status").body); }
-
-// Polls `cond` every few milliseconds until it holds or `limit` passes; bounded, never a
-// fixed sleep.
-template <class Cond>
-bool eventually(Cond cond, std::chrono::milliseconds limit = 10s) {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < deadline) {
-        if (cond()) return true;
-        std::this_thread::sleep_for(5ms);
-    }
-    return cond();
-}
 
 // A repository whose reads wait until the test opens the gate.
 struct gate {
@@ -170,8 +157,8 @@ TEST(Server, PipelinedRequestsInOrder) {
     cfg.db_latency_ms = 100;
     test_server srv(cfg);
     connection c(srv.port());
-    ASSERT_TRUE(c.send(raw_request("GET", "/users/12") + raw_request("GET", "/healthz") + raw_request("HEAD", "/users/13") +
-                       raw_request("GET", "/users/13")));
+    ASSERT_TRUE(c.send(raw_request("GET", "/users/12") + raw_request("GET", "/healthz") +
+                       raw_request("HEAD", "/users/13") + raw_request("GET", "/users/13")));
     EXPECT_EQ(json::parse(c.read_response().body)["id"], 12);
     EXPECT_EQ(json::parse(c.read_response().body)["status"], "ok");
     auto head = c.read_response(true);

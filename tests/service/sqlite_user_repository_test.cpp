@@ -15,9 +15,8 @@ namespace {
 class SqliteRepository : public ::testing::Test {
 protected:
     SqliteRepository() {
-        dir = fs::path(::testing::TempDir()) /
-              ("userapi-sqlite-" + std::to_string(::getpid()) + "-" +
-               ::testing::UnitTest::GetInstance()->current_test_info()->name());
+        dir = fs::path(::testing::TempDir()) / ("userapi-sqlite-" + std::to_string(::getpid()) + "-" +
+                                                ::testing::UnitTest::GetInstance()->current_test_info()->name());
         fs::remove_all(dir);
         path = (dir / "data" / "users.db").string();
     }

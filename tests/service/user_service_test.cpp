@@ -34,7 +34,9 @@ protected:
         db.restart();
         db.run();
     }
-    int count(outcome o) const { return static_cast<int>(std::count_if(replies.begin(), replies.end(), [o](auto& r) { return r.status == o; })); }
+    int count(outcome o) const {
+        return static_cast<int>(std::count_if(replies.begin(), replies.end(), [o](auto& r) { return r.status == o; }));
+    }
 };
 
 }  // namespace

@@ -34,7 +34,8 @@ bool http_response::has_header(std::string_view name) const {
 
 std::string raw_request(std::string_view method, std::string_view target, const header_list& headers,
                         std::string_view body, std::string_view version) {
-    std::string out = std::string(method) + " " + std::string(target) + " " + std::string(version) + "\r\nHost: 127.0.0.1\r\n";
+    std::string out =
+        std::string(method) + " " + std::string(target) + " " + std::string(version) + "\r\nHost: 127.0.0.1\r\n";
     for (const auto& [k, v] : headers) out += k + ": " + v + "\r\n";
     if (!body.empty()) out += "Content-Length: " + std::to_string(body.size()) + "\r\n";
     out += "\r\n";
@@ -93,7 +94,8 @@ http_response connection::read_response(bool head) {
     http_response r;
     std::size_t pos = head_text.find("\r\n");
     const std::string status_line = head_text.substr(0, pos);
-    if (status_line.size() < 12 || status_line.compare(0, 5, "HTTP/") != 0) throw std::runtime_error("bad status line: " + status_line);
+    if (status_line.size() < 12 || status_line.compare(0, 5, "HTTP/") != 0)
+        throw std::runtime_error("bad status line: " + status_line);
     r.version = status_line.substr(0, 8);
     r.status = std::stoi(status_line.substr(9, 3));
     while (pos != std::string::npos) {

@@ -44,8 +44,10 @@ public:
     joined join(const Key& key, waiter w) {
         std::lock_guard lock(mu_);
         auto [it, inserted] = calls_.try_emplace(key);
-        if (inserted) it->second = std::make_shared<call>(key);
-        else ++coalesced_;
+        if (inserted)
+            it->second = std::make_shared<call>(key);
+        else
+            ++coalesced_;
         it->second->waiters_.push_back(std::move(w));
         return joined{inserted ? it->second : nullptr};
     }

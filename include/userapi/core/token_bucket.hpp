@@ -10,7 +10,7 @@
 namespace userapi::core {
 
 struct bucket_policy {
-    double capacity = 5;                 // tokens; a new bucket starts full
+    double capacity = 5;  // tokens; a new bucket starts full
     double refill_per_second = 10.0 / 60;
 
     // Seconds to refill an empty bucket (the draft RateLimit-Policy "w").
@@ -21,9 +21,9 @@ struct bucket_policy {
 // RateLimit / Retry-After headers are made of, all in whole units.
 struct bucket_state {
     bool allowed = false;
-    std::int64_t remaining = 0;          // whole tokens left after this request
-    std::int64_t reset_seconds = 0;      // until the bucket is full again (rounded up)
-    std::int64_t next_token_seconds = 0; // until one token is available; 0 if one is
+    std::int64_t remaining = 0;            // whole tokens left after this request
+    std::int64_t reset_seconds = 0;        // until the bucket is full again (rounded up)
+    std::int64_t next_token_seconds = 0;   // until one token is available; 0 if one is
     std::int64_t retry_after_seconds = 0;  // for a refusal: >= 1 and >= next_token_seconds
 };
 

@@ -18,7 +18,7 @@ inline constexpr int kMethodCount = 5;
 class metrics {
 public:
     static constexpr std::array<double, 14> kBuckets = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                                        0.1,    0.25,  0.5,    1,     2.5,  5,    10};
+                                                        0.1,    0.25,  0.5,    1,     2.5,  5,     10};
 
     void record(route r, method_label m, unsigned status, std::chrono::nanoseconds took);
     void rate_limited() { rate_limited_.fetch_add(1, std::memory_order_relaxed); }

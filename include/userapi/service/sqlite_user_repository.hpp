@@ -35,6 +35,7 @@ public:
 private:
     void exec(const char* sql);
     int schema_version();
+    std::int64_t query_int(const char* sql, const char* what);  // one non-negative number
     void migrate();
     [[noreturn]] void fail(const std::string& what);
 

@@ -21,9 +21,9 @@
 namespace userapi::service {
 
 enum class outcome {
-    hit,          // found in the cache
-    miss,         // read from the database by this request
-    coalesced,    // answered by a read another request started
+    hit,        // found in the cache
+    miss,       // read from the database by this request
+    coalesced,  // answered by a read another request started
     created,
     not_found,
     email_taken,

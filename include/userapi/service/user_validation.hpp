@@ -9,7 +9,7 @@
 
 namespace userapi::service {
 
-inline constexpr std::size_t kMaxNameChars = 100;    // Unicode code points
+inline constexpr std::size_t kMaxNameChars = 100;  // Unicode code points
 inline constexpr std::size_t kMaxEmailChars = 254;
 
 struct invalid_user {
