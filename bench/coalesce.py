@@ -8,6 +8,7 @@ Only 127.0.0.1 is contacted; every socket has a timeout.
 """
 import argparse
 import json
+import resource
 import socket
 import statistics
 import threading
@@ -57,6 +58,8 @@ def burst(port, uid, n):
 
 
 def main():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # 1,000 sockets need more than 1,024 fds
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, default=8080)
     ap.add_argument("--connections", type=int, default=100)

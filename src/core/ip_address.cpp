@@ -39,11 +39,26 @@ ip_address ip_address::masked(int bits) const {
     return out;
 }
 
+namespace {
+
+// MurmurHash3's finalizer: every input bit affects every output bit, so any slice of the
+// hash (the low bits a shard index takes) depends on the whole address.
+std::uint64_t mix(std::uint64_t h) {
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+    return h;
+}
+
+}  // namespace
+
 std::size_t ip_address_hash::operator()(const ip_address& a) const noexcept {
     std::uint64_t hi, lo;
     std::memcpy(&hi, a.bytes.data(), 8);
     std::memcpy(&lo, a.bytes.data() + 8, 8);
-    return std::hash<std::uint64_t>{}(hi * 0x9e3779b97f4a7c15ULL ^ lo);
+    return static_cast<std::size_t>(mix(lo ^ mix(hi)));
 }
 
 std::optional<ip_address> parse_ip(std::string_view text) {

@@ -192,7 +192,8 @@ asio::awaitable<void> handler::dispatch(exchange& x) {
         case route::healthz:
             if (!read_verb) break;
             res.result(state_.draining.load() ? 503 : 200);
-            res.body() = state_.draining.load() ? R"({"status":"draining"})" : R"({"status":"ok"})";
+            static const core::shared_bytes ok(R"({"status":"ok"})"), draining(R"({"status":"draining"})");
+            res.body() = state_.draining.load() ? draining : ok;
             res.set(field::content_type, "application/json");
             co_return;
         case route::metrics:
@@ -238,7 +239,7 @@ nlohmann::ordered_json seconds(std::int64_t ms) {
     return static_cast<double>(ms) / 1000.0;
 }
 
-void set_json(response& res, unsigned status, std::string body) {
+void set_json(response& res, unsigned status, core::shared_bytes body) {
     res.result(status);
     res.body() = std::move(body);
     res.set(field::content_type, "application/json");
@@ -273,14 +274,14 @@ asio::awaitable<void> handler::get_user(exchange& x) {
         co_return;
     }
     if (auto json = users_.find_cached(*id)) {
-        set_json(res, 200, *json);
+        set_json(res, 200, std::move(json));
         res.set("X-Cache", "HIT");
         co_return;
     }
     const auto r = co_await await_reply([&](auto done) { users_.get(*id, std::move(done)); },
                                         std::chrono::milliseconds(cfg_.request_timeout_ms));
     if (r && (r->status == outcome::hit || r->status == outcome::miss || r->status == outcome::coalesced)) {
-        set_json(res, 200, *r->json);
+        set_json(res, 200, r->json);
         res.set("X-Cache", r->status == outcome::hit ? "HIT" : r->status == outcome::miss ? "MISS" : "COALESCED");
     } else if (r && r->status == outcome::not_found) {
         set_problem(res, 404, "user " + std::to_string(*id) + " not found");
@@ -306,7 +307,7 @@ asio::awaitable<void> handler::create_user(exchange& x) {
     const auto r = co_await await_reply([&](auto done) { users_.create(std::move(u), std::move(done)); },
                                         std::chrono::milliseconds(cfg_.request_timeout_ms));
     if (r && r->status == outcome::created) {
-        set_json(res, 201, *r->json);
+        set_json(res, 201, r->json);
         res.set(field::location, "/users/" + std::to_string(r->id));
     } else if (r && r->status == outcome::email_taken) {
         set_problem(res, 409, "email " + clip(email) + " is already taken");
@@ -330,7 +331,7 @@ void handler::delete_cache(exchange& x) {
             return;
         }
     }
-    set_json(res, 200, R"({"cleared":)" + std::to_string(users_.clear_cache()) + "}");
+    set_json(res, 200, core::shared_bytes(R"({"cleared":)" + std::to_string(users_.clear_cache()) + "}"));
 }
 
 void handler::cache_status(exchange& x) {
@@ -352,7 +353,7 @@ void handler::cache_status(exchange& x) {
     j["requests"] = {{"total", stats_.total()},
                      {"rate_limited", stats_.rate_limited_total()},
                      {"average_response_time_ms", stats_.average_ms()}};
-    set_json(x.res, 200, j.dump());
+    set_json(x.res, 200, core::shared_bytes(j.dump()));
 }
 
 void handler::render_metrics(exchange& x) {
@@ -388,7 +389,7 @@ void handler::render_metrics(exchange& x) {
     add("userapi_open_connections", "gauge", "Client connections open now.",
         static_cast<double>(state_.connections.load()));
     x.res.result(200);
-    x.res.body() = std::move(out);
+    x.res.body() = core::shared_bytes(out);
     x.res.set(field::content_type, "text/plain; version=0.0.4; charset=utf-8");
 }
 

@@ -12,7 +12,7 @@ void set_problem(response& res, unsigned status, std::string_view detail) {
     j["status"] = status;
     j["detail"] = std::string(detail);
     // Client text inside a detail may hold bytes that are not UTF-8: replace, never throw.
-    res.body() = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    res.body() = core::shared_bytes(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     res.set(bhttp::field::content_type, "application/problem+json");
 }
 

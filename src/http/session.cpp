@@ -146,7 +146,7 @@ asio::awaitable<void> run_session(Stream stream, core::ip_address peer, handler&
             }
             const bool head = !refusal && parser.get().method() == bhttp::verb::head;
             stream.expires_after(idle_timeout);  // a client that never reads is dropped
-            bhttp::response_serializer<bhttp::string_body> sr(res);
+            bhttp::response_serializer<shared_body> sr(res);
             auto [wec, wn] = head ? co_await bhttp::async_write_header(stream, sr, use_tuple)
                                   : co_await bhttp::async_write(stream, sr, use_tuple);
             if (wec) break;

@@ -32,31 +32,31 @@ void user_service::get(std::int64_t id, callback done) {
         const auto deadline = std::chrono::steady_clock::now() + request_timeout_;
         if (!db_.submit([this, call, id] { load(call, id); }, deadline,
                         [this, call] {
-                            flight_.complete(call, {outcome::timed_out, nullptr});
+                            flight_.complete(call, {outcome::timed_out, user_json{}});
                         }))
-            flight_.complete(call, {outcome::queue_full, nullptr});
+            flight_.complete(call, {outcome::queue_full, user_json{}});
     } catch (const std::exception& e) {
-        flight_.complete(call, {outcome::unavailable, nullptr, e.what()});
+        flight_.complete(call, {outcome::unavailable, user_json{}, e.what()});
     } catch (...) {
-        flight_.complete(call, {outcome::unavailable, nullptr, "unknown error"});
+        flight_.complete(call, {outcome::unavailable, user_json{}, "unknown error"});
     }
 }
 
 void user_service::load(const flight_type::call_ptr& call, std::int64_t id) {
-    load_result result{outcome::unavailable, nullptr};
+    load_result result{outcome::unavailable, user_json{}};
     try {
         auto u = repo_.find(id);
         reads_.fetch_add(1, std::memory_order_relaxed);
         if (u) {
-            result = {outcome::miss, std::make_shared<const std::string>(to_json(*u))};
+            result = {outcome::miss, user_json(to_json(*u))};
             cache_.put(id, result.json);  // before complete(): no second read can slip in
         } else {
-            result = {outcome::not_found, nullptr};
+            result = {outcome::not_found, user_json{}};
         }
     } catch (const std::exception& e) {
-        result = {outcome::unavailable, nullptr, e.what()};  // never cached: the next request tries again
+        result = {outcome::unavailable, user_json{}, e.what()};  // never cached: the next request tries again
     } catch (...) {
-        result = {outcome::unavailable, nullptr, "unknown error"};
+        result = {outcome::unavailable, user_json{}, "unknown error"};
     }
     flight_.complete(call, result);
 }
@@ -64,26 +64,26 @@ void user_service::load(const flight_type::call_ptr& call, std::int64_t id) {
 void user_service::create(new_user u, callback done) {
     auto shared_done = std::make_shared<callback>(std::move(done));
     auto op = [this, u = std::move(u), shared_done] {
-        user_reply reply{outcome::unavailable, nullptr, 0};
+        user_reply reply{outcome::unavailable, user_json{}, 0};
         try {
             auto r = repo_.create(u);
             writes_.fetch_add(1, std::memory_order_relaxed);
             if (r.created) {
-                reply = {outcome::created, std::make_shared<const std::string>(to_json(r.stored)), r.stored.id};
+                reply = {outcome::created, user_json(to_json(r.stored)), r.stored.id};
                 cache_.put(r.stored.id, reply.json);
             } else {
-                reply = {outcome::email_taken, nullptr, 0};
+                reply = {outcome::email_taken, user_json{}, 0};
             }
         } catch (const std::exception& e) {
-            reply = {outcome::unavailable, nullptr, 0, e.what()};
+            reply = {outcome::unavailable, user_json{}, 0, e.what()};
         } catch (...) {
-            reply = {outcome::unavailable, nullptr, 0, "unknown error"};
+            reply = {outcome::unavailable, user_json{}, 0, "unknown error"};
         }
         (*shared_done)(reply);
     };
     const auto deadline = std::chrono::steady_clock::now() + request_timeout_;
-    if (!db_.submit(std::move(op), deadline, [shared_done] { (*shared_done)({outcome::timed_out, nullptr, 0}); }))
-        (*shared_done)({outcome::queue_full, nullptr, 0});
+    if (!db_.submit(std::move(op), deadline, [shared_done] { (*shared_done)({outcome::timed_out, user_json{}, 0}); }))
+        (*shared_done)({outcome::queue_full, user_json{}, 0});
 }
 
 service_stats user_service::stats() const {

@@ -44,9 +44,9 @@ protected:
     http::response post_user(std::string body, std::string content_type = "application/json") {
         return call(bhttp::verb::post, "/users", std::move(body), {{"Content-Type", content_type}});
     }
-    static nlohmann::json json(const http::response& r) { return nlohmann::json::parse(r.body()); }
+    static nlohmann::json json(const http::response& r) { return nlohmann::json::parse(r.body().view()); }
     void expect_problem(const http::response& r, unsigned status) {
-        EXPECT_EQ(r.result_int(), status) << r.body();
+        EXPECT_EQ(r.result_int(), status) << r.body().view();
         EXPECT_EQ(r[bhttp::field::content_type], "application/problem+json");
         auto p = json(r);
         EXPECT_EQ(p["status"], status);
@@ -80,7 +80,7 @@ TEST_F(Handler, GetUserMissThenHit) {
     EXPECT_EQ(json(r1)["email"], "user1@example.com");
     auto r2 = get("/users/1");
     EXPECT_EQ(r2["X-Cache"], "HIT");
-    EXPECT_EQ(r2.body(), r1.body());
+    EXPECT_EQ(r2.body().view(), r1.body().view());
 }
 
 TEST_F(Handler, UnknownUserIs404) { expect_problem(get("/users/999"), 404); }
@@ -107,7 +107,7 @@ TEST_F(Handler, HeadLikeGet) {
     auto r = call(bhttp::verb::head, "/users/2");
     EXPECT_EQ(r.result_int(), 200);
     EXPECT_EQ(r["X-Cache"], "MISS");
-    EXPECT_EQ(r.body(), get("/users/2").body());
+    EXPECT_EQ(r.body().view(), get("/users/2").body().view());
 }
 
 TEST_F(Handler, RequestIdEchoedOrGenerated) {
@@ -195,7 +195,7 @@ TEST_F(Handler, MetricsAreText) {
     get("/users/1");
     auto r = get("/metrics");
     EXPECT_EQ(r.result_int(), 200);
-    EXPECT_NE(r.body().find(R"(http_requests_total{method="GET",route="/users/{id}",code="200"} 1)"), std::string::npos)
-        << r.body();
-    EXPECT_NE(r.body().find("userapi_db_reads_total 1"), std::string::npos);
+    EXPECT_NE(r.body().view().find(R"(http_requests_total{method="GET",route="/users/{id}",code="200"} 1)"), std::string::npos)
+        << r.body().view();
+    EXPECT_NE(r.body().view().find("userapi_db_reads_total 1"), std::string::npos);
 }

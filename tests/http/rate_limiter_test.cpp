@@ -55,3 +55,18 @@ TEST(RateLimiter, ReclaimsIdleBuckets) {
     EXPECT_EQ(l.size(), 1u);
     EXPECT_EQ(allowed(l, ip("192.0.2.2"), 5), 0) << "the busy client kept its empty bucket";
 }
+
+// Found by the memory benchmark: the hash's low bits ignored IPv4 addresses, so every IPv4
+// client landed in one shard and the table held a sixteenth of max_clients.
+TEST(RateLimiter, Ipv4ClientsSpreadOverTheWholeTable) {
+    core::manual_clock clock;
+    http::rate_limiter l(clock, {5, 10.0 / 60}, 100000);
+    core::ip_address a = ip("10.0.0.0");
+    for (std::uint32_t i = 0; i < 50000; ++i) {
+        a.bytes[13] = static_cast<std::uint8_t>(i >> 16);
+        a.bytes[14] = static_cast<std::uint8_t>(i >> 8);
+        a.bytes[15] = static_cast<std::uint8_t>(i);
+        l.acquire(a);
+    }
+    EXPECT_EQ(l.size(), 50000u);
+}

@@ -51,7 +51,7 @@ TEST_F(UserService, HundredConcurrentMissesOneRead) {
     EXPECT_EQ(repo.finds, 1);
     EXPECT_EQ(count(outcome::miss), 1);
     EXPECT_EQ(count(outcome::coalesced), 99);
-    for (const auto& r : replies) EXPECT_EQ(*r.json, R"({"id":7,"name":"User 7","email":"user7@example.com"})");
+    for (const auto& r : replies) EXPECT_EQ(r.json.view(), R"({"id":7,"name":"User 7","email":"user7@example.com"})");
     const auto s = users.stats();
     EXPECT_EQ(s.misses, 100u) << "coalesced waiters are misses";
     EXPECT_EQ(s.coalesced, 99u);

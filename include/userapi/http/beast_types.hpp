@@ -5,6 +5,8 @@
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 
+#include "userapi/http/shared_body.hpp"
+
 #include <string>
 #include <string_view>
 
@@ -12,7 +14,7 @@ namespace userapi::http {
 
 namespace bhttp = boost::beast::http;
 using request = bhttp::request<bhttp::string_body>;
-using response = bhttp::response<bhttp::string_body>;
+using response = bhttp::response<shared_body>;
 
 }  // namespace userapi::http
 

@@ -9,10 +9,11 @@
 
 #include "userapi/core/clock.hpp"
 #include "userapi/core/lru_ttl_cache.hpp"
+#include "userapi/core/shared_bytes.hpp"
 
 namespace userapi::service {
 
-using user_json = std::shared_ptr<const std::string>;
+using user_json = core::shared_bytes;  // empty: none
 
 struct cache_stats {
     std::size_t size = 0;
@@ -30,7 +31,7 @@ public:
         const auto now = clock_.now();
         std::lock_guard lock(mu_);
         auto v = cache_.get(id, now);
-        return v ? std::move(*v) : nullptr;
+        return v ? std::move(*v) : user_json{};
     }
     void put(std::int64_t id, user_json json) {
         const auto now = clock_.now();
