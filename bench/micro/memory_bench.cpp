@@ -6,8 +6,8 @@
 #include <string>
 
 #include "userapi/http/rate_limiter.hpp"
-#include "userapi/service/user_cache.hpp"
 #include "userapi/service/user.hpp"
+#include "userapi/service/user_cache.hpp"
 
 using namespace std::chrono_literals;
 using namespace userapi;

@@ -15,21 +15,46 @@ void append_number(std::string& out, double v) {
 
 }  // namespace
 
+metrics::shard& metrics::mine() {
+    static std::atomic<unsigned> next{0};
+    thread_local const unsigned index = next.fetch_add(1, std::memory_order_relaxed) % kShards;
+    return shards_[index];
+}
+
+template <class F>
+std::uint64_t metrics::sum(F field) const {
+    std::uint64_t n = 0;
+    for (const auto& s : shards_) n += field(s).load(std::memory_order_relaxed);
+    return n;
+}
+
 void metrics::record(route r, method_label m, unsigned status, std::chrono::nanoseconds took) {
-    if (status >= kStatusCount) status = 599;
-    const auto idx = (static_cast<int>(r) * kMethodCount + static_cast<int>(m)) * kStatusCount + status;
-    requests_[idx].fetch_add(1, std::memory_order_relaxed);
+    int st = kStatusCount - 1;
+    for (int i = 0; i < kStatusCount - 1; ++i)
+        if (kStatuses[i] == status) st = i;
+    auto& s = mine();
+    s.requests[(static_cast<int>(r) * kMethodCount + static_cast<int>(m)) * kStatusCount + st].fetch_add(
+        1, std::memory_order_relaxed);
     const double seconds = std::chrono::duration<double>(took).count();
     std::size_t b = 0;
     while (b < kBuckets.size() && seconds > kBuckets[b]) ++b;
-    buckets_[b].fetch_add(1, std::memory_order_relaxed);
-    duration_ns_.fetch_add(static_cast<std::uint64_t>(took.count()), std::memory_order_relaxed);
-    total_.fetch_add(1, std::memory_order_relaxed);
+    s.buckets[b].fetch_add(1, std::memory_order_relaxed);
+    s.duration_ns.fetch_add(static_cast<std::uint64_t>(took.count()), std::memory_order_relaxed);
+    s.total.fetch_add(1, std::memory_order_relaxed);
+}
+
+std::uint64_t metrics::total() const {
+    return sum([](const shard& s) -> const counter& { return s.total; });
+}
+
+std::uint64_t metrics::rate_limited_total() const {
+    return sum([](const shard& s) -> const counter& { return s.rate_limited; });
 }
 
 double metrics::average_ms() const {
     const auto n = total();
-    return n ? static_cast<double>(duration_ns_.load(std::memory_order_relaxed)) / 1e6 / static_cast<double>(n) : 0.0;
+    const auto ns = sum([](const shard& s) -> const counter& { return s.duration_ns; });
+    return n ? static_cast<double>(ns) / 1e6 / static_cast<double>(n) : 0.0;
 }
 
 void metrics::render(std::string& out) const {
@@ -38,21 +63,23 @@ void metrics::render(std::string& out) const {
         "# TYPE http_requests_total counter\n";
     for (int r = 0; r < kRouteCount; ++r)
         for (int m = 0; m < kMethodCount; ++m)
-            for (int s = 0; s < kStatusCount; ++s) {
-                const auto v = requests_[(r * kMethodCount + m) * kStatusCount + s].load(std::memory_order_relaxed);
+            for (int st = 0; st < kStatusCount; ++st) {
+                const int idx = (r * kMethodCount + m) * kStatusCount + st;
+                const auto v = sum([idx](const shard& s) -> const counter& { return s.requests[idx]; });
                 if (!v) continue;
                 out += "http_requests_total{method=\"";
                 out += kMethodNames[m];
                 out += "\",route=\"";
                 out += route_pattern(static_cast<route>(r));
-                out += "\",code=\"" + std::to_string(s) + "\"} " + std::to_string(v) + "\n";
+                out += "\",code=\"" + (kStatuses[st] ? std::to_string(kStatuses[st]) : std::string("other")) + "\"} " +
+                       std::to_string(v) + "\n";
             }
     out +=
         "# HELP http_request_duration_seconds Time from a request's last byte to its response.\n"
         "# TYPE http_request_duration_seconds histogram\n";
     std::uint64_t cumulative = 0;
     for (std::size_t b = 0; b <= kBuckets.size(); ++b) {
-        cumulative += buckets_[b].load(std::memory_order_relaxed);
+        cumulative += sum([b](const shard& s) -> const counter& { return s.buckets[b]; });
         out += "http_request_duration_seconds_bucket{le=\"";
         if (b < kBuckets.size())
             append_number(out, kBuckets[b]);
@@ -61,7 +88,7 @@ void metrics::render(std::string& out) const {
         out += "\"} " + std::to_string(cumulative) + "\n";
     }
     out += "http_request_duration_seconds_sum ";
-    append_number(out, static_cast<double>(duration_ns_.load(std::memory_order_relaxed)) / 1e9);
+    append_number(out, static_cast<double>(sum([](const shard& s) -> const counter& { return s.duration_ns; })) / 1e9);
     out += "\nhttp_request_duration_seconds_count " + std::to_string(cumulative) + "\n";
     out +=
         "# HELP userapi_rate_limited_requests_total Requests refused with 429.\n"
@@ -72,12 +99,12 @@ void metrics::render(std::string& out) const {
         "# HELP userapi_connections_accepted_total TCP connections accepted.\n"
         "# TYPE userapi_connections_accepted_total counter\n"
         "userapi_connections_accepted_total " +
-        std::to_string(connections_accepted_.load()) + "\n";
+        std::to_string(sum([](const shard& s) -> const counter& { return s.connections_accepted; })) + "\n";
     out +=
         "# HELP userapi_connections_refused_total Connections closed at once because of --max-connections.\n"
         "# TYPE userapi_connections_refused_total counter\n"
         "userapi_connections_refused_total " +
-        std::to_string(connections_refused_.load()) + "\n";
+        std::to_string(sum([](const shard& s) -> const counter& { return s.connections_refused; })) + "\n";
 }
 
 }  // namespace userapi::http

@@ -1,5 +1,6 @@
-// Request counters and the latency histogram. Lock-free: every field is an atomic that
-// request threads add to; readers (/metrics, /cache-status) take a relaxed snapshot.
+// Request counters and the latency histogram. Lock-free: each thread adds to the atomics of
+// its own shard (its own cache lines, so I/O threads never contend for a counter); readers
+// (/metrics, /cache-status) sum the shards with relaxed loads.
 #pragma once
 
 #include <array>
@@ -21,28 +22,40 @@ public:
                                                         0.1,    0.25,  0.5,    1,     2.5,  5,     10};
 
     void record(route r, method_label m, unsigned status, std::chrono::nanoseconds took);
-    void rate_limited() { rate_limited_.fetch_add(1, std::memory_order_relaxed); }
-    void connection_opened() { connections_accepted_.fetch_add(1, std::memory_order_relaxed); }
-    void connection_refused() { connections_refused_.fetch_add(1, std::memory_order_relaxed); }
+    void rate_limited() { mine().rate_limited.fetch_add(1, std::memory_order_relaxed); }
+    void connection_opened() { mine().connections_accepted.fetch_add(1, std::memory_order_relaxed); }
+    void connection_refused() { mine().connections_refused.fetch_add(1, std::memory_order_relaxed); }
 
-    std::uint64_t total() const { return total_.load(std::memory_order_relaxed); }
-    std::uint64_t rate_limited_total() const { return rate_limited_.load(std::memory_order_relaxed); }
+    std::uint64_t total() const;
+    std::uint64_t rate_limited_total() const;
     double average_ms() const;
 
     // Prometheus text: http_requests_total, http_request_duration_seconds, connections.
     void render(std::string& out) const;
 
 private:
-    static constexpr int kStatusCount = 600;
+    // The status codes the server answers with; anything else is counted as "other".
+    static constexpr std::array<unsigned, 18> kStatuses = {100, 200, 201, 400, 401, 403, 404, 405, 409,
+                                                           413, 415, 429, 431, 500, 501, 503, 504, 0};
+    static constexpr int kStatusCount = static_cast<int>(kStatuses.size());
+    static constexpr int kShards = 8;
     using counter = std::atomic<std::uint64_t>;
 
-    std::array<counter, kRouteCount * kMethodCount * kStatusCount> requests_{};
-    std::array<counter, kBuckets.size() + 1> buckets_{};  // non-cumulative; last is +Inf
-    counter total_{0};
-    counter duration_ns_{0};
-    counter rate_limited_{0};
-    counter connections_accepted_{0};
-    counter connections_refused_{0};
+    struct alignas(64) shard {
+        std::array<counter, kRouteCount * kMethodCount * kStatusCount> requests{};
+        std::array<counter, kBuckets.size() + 1> buckets{};  // non-cumulative; last is +Inf
+        counter total{0};
+        counter duration_ns{0};
+        counter rate_limited{0};
+        counter connections_accepted{0};
+        counter connections_refused{0};
+    };
+
+    shard& mine();  // the calling thread's shard
+    template <class F>
+    std::uint64_t sum(F field) const;
+
+    std::array<shard, kShards> shards_{};
 };
 
 }  // namespace userapi::http
