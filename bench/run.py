@@ -126,9 +126,11 @@ http {
 
 
 def parse_ms(text):
-    m = re.match(r"([\d.]+)(us|ms|s)", text)
+    m = re.match(r"([\d.]+)(us|ms|s|m)$", text)
+    if not m:
+        raise ValueError("unreadable latency %r" % text)
     v = float(m.group(1))
-    return v / 1000 if m.group(2) == "us" else v * 1000 if m.group(2) == "s" else v
+    return {"us": v / 1000, "ms": v, "s": v * 1000, "m": v * 60000}[m.group(2)]
 
 
 def wrk(server, path, duration, connections=50, script=None):
@@ -139,11 +141,13 @@ def wrk(server, path, duration, connections=50, script=None):
     cpu0 = cpu_seconds(server.pids())
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60).stdout
     cpu = cpu_seconds(server.pids()) - cpu0
+    if "requests in" not in out:
+        raise RuntimeError("wrk failed: %s" % out)
     reqs = int(re.search(r"(\d+) requests in", out).group(1))
     return {
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-        "p50": parse_ms(re.search(r"50%\s+(\S+)", out).group(1)),
-        "p99": parse_ms(re.search(r"99%\s+(\S+)", out).group(1)),
+        "p50": parse_ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1)),
+        "p99": parse_ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1)),
         "cpu_us": cpu / max(reqs, 1) * 1e6,
         "non2xx": int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0,
         "requests": reqs,

@@ -14,7 +14,6 @@
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 
@@ -90,7 +89,7 @@ struct server::impl {
     impl(config::settings c, std::unique_ptr<service::user_repository> r, const core::clock* clk)
         : cfg(std::move(c)),
           clock(clk ? *clk : system_clock),
-          http_ioc(static_cast<int>(cfg.effective_threads())),
+          http_iocs(make_contexts(cfg.effective_threads())),
           db_ioc(1),
           repo(r ? std::move(r) : std::make_unique<service::sqlite_user_repository>(cfg.db_path)),
           cache(clock, cfg.cache_capacity, std::chrono::milliseconds(cfg.cache_ttl_ms)),
@@ -101,9 +100,20 @@ struct server::impl {
           handler(cfg, users, cfg.rate_limit_enabled ? &limiter : nullptr, resolver, stats, state) {}
 
     ~impl() {
-        http_ioc.stop();
-        db_ioc.stop();
+        stop_all();
         join();
+    }
+
+    static std::vector<std::unique_ptr<asio::io_context>> make_contexts(unsigned n) {
+        std::vector<std::unique_ptr<asio::io_context>> v;
+        for (unsigned i = 0; i < n; ++i) v.push_back(std::make_unique<asio::io_context>(1));
+        return v;
+    }
+    // Runs the listener, the signal set, the sweeper and the drain.
+    asio::io_context& main_context() { return *http_iocs.front(); }
+    void stop_all() {
+        for (auto& c : http_iocs) c->stop();
+        db_ioc.stop();
     }
 
     void join() {
@@ -124,7 +134,10 @@ struct server::impl {
     const core::clock& clock;
     http::server_state state;
     http::metrics stats;
-    asio::io_context http_ioc;
+    // One io_context per I/O thread: a connection lives on one of them and never changes
+    // threads, so its handlers need no strand and the threads share no scheduler queue.
+    std::vector<std::unique_ptr<asio::io_context>> http_iocs;
+    std::atomic<std::size_t> next_context{0};
     asio::io_context db_ioc;                         // run by db_thread alone: the DB queue's owner
     std::unique_ptr<service::user_repository> repo;  // touched only on the DB thread once started
     service::user_cache cache;
@@ -133,7 +146,7 @@ struct server::impl {
     http::rate_limiter limiter;
     core::client_resolver resolver;
     http::handler handler;
-    std::unique_ptr<tcp::acceptor> acceptor;  // used on its own strand of the HTTP io_context
+    std::unique_ptr<tcp::acceptor> acceptor;  // used only on the main context's thread
     std::unique_ptr<asio::signal_set> signals;
     std::vector<std::thread> threads;
     std::thread db_thread;
@@ -143,7 +156,8 @@ struct server::impl {
 
 asio::awaitable<void> server::impl::listen() {
     for (;;) {
-        auto [ec, socket] = co_await acceptor->async_accept(asio::make_strand(http_ioc), use_tuple);
+        auto& target = *http_iocs[next_context.fetch_add(1, std::memory_order_relaxed) % http_iocs.size()];
+        auto [ec, socket] = co_await acceptor->async_accept(target, use_tuple);
         if (ec) {
             if (ec == asio::error::operation_aborted || !acceptor->is_open()) co_return;
             // Out of descriptors or a connection reset before accept: log, pause, go on.
@@ -220,8 +234,7 @@ asio::awaitable<void> server::impl::drain() {
         log_line(spdlog::level::warn, "drain timeout: " + std::to_string(left) + " requests abandoned");
     else
         log_line(spdlog::level::info, "drained; stopping");
-    http_ioc.stop();
-    db_ioc.stop();
+    stop_all();
 }
 
 void server::impl::begin_drain() {
@@ -229,10 +242,10 @@ void server::impl::begin_drain() {
     log_line(spdlog::level::info, "draining: no new connections; finishing requests in flight");
     asio::post(acceptor->get_executor(), [this] {
         boost::system::error_code ec;
-        acceptor->close(ec);  // on the acceptor's strand, where listen() uses it
+        acceptor->close(ec);  // on the main context's thread, where listen() uses it
     });
     signals->cancel();
-    asio::co_spawn(http_ioc, drain(), asio::detached);
+    asio::co_spawn(main_context(), drain(), asio::detached);
 }
 
 server::server(config::settings cfg, std::unique_ptr<service::user_repository> repo, const core::clock* clock)
@@ -245,7 +258,7 @@ void server::start() {
     service::seed_users(*m.repo, m.cfg.seed_users);
     m.connection_limit = fit_descriptor_limit(m.cfg.max_connections);
     const tcp::endpoint ep(asio::ip::make_address(m.cfg.address), m.cfg.port);
-    m.acceptor = std::make_unique<tcp::acceptor>(asio::make_strand(m.http_ioc));
+    m.acceptor = std::make_unique<tcp::acceptor>(m.main_context());
     m.acceptor->open(ep.protocol());
     m.acceptor->set_option(asio::socket_base::reuse_address(true));
     if (ep.address().is_v6()) m.acceptor->set_option(asio::ip::v6_only(false));
@@ -253,18 +266,22 @@ void server::start() {
     m.acceptor->listen(asio::socket_base::max_listen_connections);
     m.bound_port = m.acceptor->local_endpoint().port();
 
-    m.signals = std::make_unique<asio::signal_set>(m.http_ioc, SIGINT, SIGTERM);
+    m.signals = std::make_unique<asio::signal_set>(m.main_context(), SIGINT, SIGTERM);
     m.signals->async_wait([&m](const boost::system::error_code& ec, int) {
         if (!ec) m.begin_drain();
     });
     asio::co_spawn(m.acceptor->get_executor(), m.listen(), asio::detached);
-    asio::co_spawn(m.http_ioc, m.sweep(), asio::detached);
+    asio::co_spawn(m.main_context(), m.sweep(), asio::detached);
 
     m.db_thread = std::thread([&m] {
         auto guard = asio::make_work_guard(m.db_ioc);
         m.db_ioc.run();
     });
-    for (unsigned i = 0; i < m.cfg.effective_threads(); ++i) m.threads.emplace_back([&m] { m.http_ioc.run(); });
+    for (auto& ctx : m.http_iocs)
+        m.threads.emplace_back([c = ctx.get()] {
+            auto guard = asio::make_work_guard(*c);  // idle until its first connection; stop() ends it
+            c->run();
+        });
 }
 
 unsigned short server::port() const { return impl_->bound_port; }
@@ -276,7 +293,7 @@ std::string server::url() const {
 }
 
 void server::stop() {
-    asio::post(impl_->http_ioc, [m = impl_.get()] { m->begin_drain(); });
+    asio::post(impl_->main_context(), [m = impl_.get()] { m->begin_drain(); });
 }
 
 void server::wait() { impl_->join(); }

@@ -1,5 +1,8 @@
 #include "userapi/http/session.hpp"
 
+#include <array>
+#include <string>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -7,8 +10,6 @@
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
-#include <boost/beast/http/serializer.hpp>
-#include <boost/beast/http/write.hpp>
 
 #include "userapi/core/ip_address.hpp"
 
@@ -55,6 +56,29 @@ asio::awaitable<void> lingering_close(Stream& stream) {
     stream.socket().close(ec);
 }
 
+// The status line and header block of `res`, into `out`. Beast's serializer would send each
+// field as a buffer of its own; one contiguous block is much cheaper to gather and send.
+void render_head(const response& res, std::string& out) {
+    out.clear();
+    out.append(res.version() == 10 ? "HTTP/1.0 " : "HTTP/1.1 ");
+    char code[4] = {static_cast<char>('0' + res.result_int() / 100 % 10),
+                    static_cast<char>('0' + res.result_int() / 10 % 10), static_cast<char>('0' + res.result_int() % 10),
+                    ' '};
+    out.append(code, 4);
+    const auto reason = res.reason();
+    out.append(reason.data(), reason.size());
+    out.append("\r\n");
+    for (const auto& f : res) {
+        const auto name = f.name_string();
+        const auto value = f.value();
+        out.append(name.data(), name.size());
+        out.append(": ");
+        out.append(value.data(), value.size());
+        out.append("\r\n");
+    }
+    out.append("\r\n");
+}
+
 // Counts a request as in flight from its last byte to its response's last byte: a graceful
 // drain waits for these.
 struct active_request {
@@ -73,6 +97,7 @@ asio::awaitable<void> run_session(Stream stream, core::ip_address peer, handler&
     const auto header_timeout = std::chrono::milliseconds(cfg.header_timeout_ms);
     const auto idle_timeout = std::chrono::milliseconds(cfg.idle_timeout_ms);
     beast::flat_buffer buffer;
+    std::string head_bytes;  // reused: after the first response, rendering allocates nothing
     bool close_gracefully = false;
 
     for (;;) {
@@ -146,9 +171,10 @@ asio::awaitable<void> run_session(Stream stream, core::ip_address peer, handler&
             }
             const bool head = !refusal && parser.get().method() == bhttp::verb::head;
             stream.expires_after(idle_timeout);  // a client that never reads is dropped
-            bhttp::response_serializer<shared_body> sr(res);
-            auto [wec, wn] = head ? co_await bhttp::async_write_header(stream, sr, use_tuple)
-                                  : co_await bhttp::async_write(stream, sr, use_tuple);
+            render_head(res, head_bytes);
+            const std::array<asio::const_buffer, 2> out = {
+                asio::buffer(head_bytes), asio::buffer(res.body().data(), head ? 0 : res.body().size())};
+            auto [wec, wn] = co_await asio::async_write(stream, out, use_tuple);
             if (wec) break;
         }
         if (!keep_alive) {
