@@ -28,15 +28,15 @@ int main(int argc, char** argv) {
             srv->start();
         } catch (const service::storage_error& e) {
             // An unusable --data file is a configuration error: say so and exit 2.
-            app::log_line(spdlog::level::critical, "--data " + app::escape_for_log(e.what()));
+            app::log_event(spdlog::level::critical, "unusable --data", {{"error", e.what()}});
             std::cerr << "userapi: --data " << e.what() << std::endl;
             return 2;
         }
         std::cout << "listening on " << srv->url() << std::endl;
         srv->wait();
     } catch (const std::system_error& e) {
-        app::log_line(spdlog::level::critical, "cannot serve on " + cfg.address + ":" + std::to_string(cfg.port) +
-                                                   ": " + app::escape_for_log(e.code().message()));
+        app::log_event(spdlog::level::critical, "cannot serve",
+                       {{"address", cfg.address}, {"port", std::to_string(cfg.port), true}, {"error", e.code().message()}});
         return 1;
     }
     app::log_line(spdlog::level::info, "stopped");

@@ -161,7 +161,7 @@ asio::awaitable<void> server::impl::listen() {
         if (ec) {
             if (ec == asio::error::operation_aborted || !acceptor->is_open()) co_return;
             // Out of descriptors or a connection reset before accept: log, pause, go on.
-            log_line(spdlog::level::err, "accept failed: " + escape_for_log(ec.message()));
+            log_event(spdlog::level::err, "accept failed", {{"error", ec.message()}});
             asio::steady_timer pause(co_await asio::this_coro::executor, std::chrono::milliseconds(50));
             co_await pause.async_wait(use_tuple);
             continue;
@@ -217,8 +217,8 @@ asio::awaitable<void> server::impl::sweep() {
         const auto expired = users.sweep_cache();
         const auto reclaimed = limiter.reclaim_idle();
         if (log_enabled(spdlog::level::debug))
-            log_line(spdlog::level::debug,
-                     "sweep expired=" + std::to_string(expired) + " idle_buckets=" + std::to_string(reclaimed));
+            log_event(spdlog::level::debug, "sweep",
+                      {{"expired", std::to_string(expired), true}, {"idle_buckets", std::to_string(reclaimed), true}});
     }
 }
 

@@ -130,8 +130,7 @@ asio::awaitable<response> handler::handle(const request& req, const core::ip_add
     try {
         co_await dispatch(x);
     } catch (const std::exception& e) {
-        app::log_line(spdlog::level::err,
-                      "request_id=" + app::escape_for_log(x.id) + " internal error: " + app::escape_for_log(e.what()));
+        app::log_event(spdlog::level::err, "internal error", {{"request_id", x.id}, {"error", e.what()}});
         x.res = response{};
         x.res.version(req.version());
         set_problem(x.res, 500, "internal error; the request id identifies it in the server log");
@@ -259,8 +258,7 @@ void set_json(response& res, unsigned status, core::shared_bytes body) {
 // log, under the request id the client sees, never into the response.
 void set_unavailable(response& res, const std::optional<user_reply>& r, const std::string& request_id) {
     if (r && r->status == outcome::unavailable)
-        app::log_line(spdlog::level::err, "database error request_id=" + app::escape_for_log(request_id) + ": " +
-                                              app::escape_for_log(r->error));
+        app::log_event(spdlog::level::err, "database error", {{"request_id", request_id}, {"error", r->error}});
     if (!r || r->status == outcome::timed_out) {
         set_problem(res, 504, "the database did not answer in time");
     } else if (r->status == outcome::queue_full) {
@@ -410,15 +408,20 @@ void handler::finish(exchange& x) {
     const auto took = clock_type::now() - x.started;
     stats_.record(x.match.which, label_of(x.req.method()), res.result_int(), took);
     if (app::log_enabled(spdlog::level::info)) {
-        const auto client = x.peer.to_string();
-        std::string line;
-        line.reserve(160);
-        line += "access method=" + app::escape_for_log(x.req.method_string()) + " path=\"" +
-                app::escape_for_log(x.req.target()) + "\" status=" + std::to_string(res.result_int());
+        // The client the rate limiter sees (X-Forwarded-For from a trusted proxy), and the peer.
+        const auto peer = x.peer.to_string();
+        const auto client =
+            clients_.is_trusted(x.peer) ? clients_.resolve(x.peer, joined_field(x.req, "X-Forwarded-For")).to_string() : peer;
         char ms[32];
         std::snprintf(ms, sizeof ms, "%.3f", std::chrono::duration<double, std::milli>(took).count());
-        line += std::string(" duration_ms=") + ms + " client=" + client + " request_id=" + app::escape_for_log(x.id);
-        app::log_line(spdlog::level::info, line);
+        app::log_event(spdlog::level::info, "access",
+                       {{"request_id", x.id},
+                        {"method", x.req.method_string()},
+                        {"path", x.req.target()},
+                        {"status", std::to_string(res.result_int()), true},
+                        {"duration_ms", ms, true},
+                        {"client", client},
+                        {"peer", peer}});
     }
 }
 

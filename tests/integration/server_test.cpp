@@ -5,6 +5,8 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <spdlog/sinks/ostream_sink.h>
+#include <sstream>
 #include <thread>
 
 #include "support/http_client.hpp"
@@ -206,6 +208,44 @@ TEST(Server, FailedReadIs503AndNotRemembered) {
     EXPECT_FALSE(failed.header("Retry-After").empty());
     r->fail_finds = false;
     EXPECT_EQ(request(srv.port(), "GET", "/users/4").status, 200);
+}
+
+// Every line a request causes carries its X-Request-Id: the database error and the access
+// line, in text and in JSON.
+TEST(Server, EveryLogLineOfARequestCarriesItsRequestId) {
+    for (const std::string format : {"text", "json"}) {
+        std::ostringstream out;
+        {
+            auto repo = std::make_unique<counting_repository>();
+            repo->fail_finds = true;
+            auto cfg = test_settings();
+            cfg.log_level = "info";
+            cfg.log_format = format;
+            test_server srv(cfg, std::move(repo), std::make_shared<spdlog::sinks::ostream_sink_mt>(out));
+            auto r = request(srv.port(), "GET", "/users/4", {{"X-Request-Id", "trace-4711"}});
+            ASSERT_EQ(r.status, 503);
+            EXPECT_EQ(r.header("X-Request-Id"), "trace-4711");
+            spdlog::default_logger()->flush();
+        }
+        std::istringstream in(out.str());
+        int with_id = 0;
+        for (std::string line; std::getline(in, line);) {
+            if (line.find("4711") == std::string::npos) continue;
+            ++with_id;
+            if (format == "json")
+                EXPECT_EQ(json::parse(line)["request_id"], "trace-4711") << line;
+            else
+                EXPECT_NE(line.find("request_id=trace-4711"), std::string::npos) << line;
+        }
+        EXPECT_EQ(with_id, 2) << "the database error and the access line:\n" << out.str();
+        std::istringstream all(out.str());
+        for (std::string line; std::getline(all, line);) {
+            if (line.find("database error") != std::string::npos || line.find("access") != std::string::npos) {
+                EXPECT_NE(line.find("trace-4711"), std::string::npos) << "a request's line without its id: " << line;
+            }
+        }
+    }
+    app::setup_logging("warn", "text");
 }
 
 // A full DB queue: 503 with Retry-After at once; nothing accepted is dropped.

@@ -24,9 +24,10 @@ inline config::settings test_settings() {
 
 class test_server {
 public:
-    explicit test_server(config::settings s = test_settings(), std::unique_ptr<service::user_repository> repo = nullptr)
+    explicit test_server(config::settings s = test_settings(), std::unique_ptr<service::user_repository> repo = nullptr,
+                         spdlog::sink_ptr log_sink = nullptr)
         : cfg_(std::move(s)) {
-        app::setup_logging(cfg_.log_level, cfg_.log_format);
+        app::setup_logging(cfg_.log_level, cfg_.log_format, std::move(log_sink));
         server_ = std::make_unique<app::server>(cfg_, std::move(repo));
         server_->start();
     }
