@@ -144,34 +144,38 @@ response handler::reject(const request& req, unsigned status, std::string_view d
     x.id = request_id(req);
     x.match = match_route(req.target());
     x.res.version(req.version() ? req.version() : 11);
-    set_problem(x.res, status, detail);
+    // A refused request to a limited route costs a token like any other, and says so.
+    if (admit(x)) set_problem(x.res, status, detail);
     finish(x);
     return std::move(x.res);
 }
 
+// Charges the client one token on a limited route and sets the RateLimit headers; false, with
+// the 429 set, when the bucket is empty.
+bool handler::admit(exchange& x) {
+    if (!x.match.limited || !limiter_) return true;
+    auto& res = x.res;
+    const auto key = clients_.resolve(x.peer, joined_field(x.req, "X-Forwarded-For"));
+    const auto s = limiter_->acquire(key);
+    const auto& p = limiter_->policy();
+    const auto cap = static_cast<long long>(p.capacity);
+    res.set("RateLimit-Limit", std::to_string(cap));
+    res.set("RateLimit-Remaining", std::to_string(s.remaining));
+    res.set("RateLimit-Reset", std::to_string(s.reset_seconds));
+    res.set("RateLimit-Policy", "\"default\";q=" + std::to_string(cap) + ";w=" + std::to_string(p.window_seconds()));
+    res.set("RateLimit", "\"default\";r=" + std::to_string(s.remaining) + ";t=" + std::to_string(s.next_token_seconds));
+    if (s.allowed) return true;
+    stats_.rate_limited();
+    res.set(field::retry_after, std::to_string(s.retry_after_seconds));
+    set_problem(res, 429,
+                "rate limit exceeded: " + std::to_string(cap) + " requests per window; retry in " +
+                    std::to_string(s.retry_after_seconds) + " s");
+    return false;
+}
+
 asio::awaitable<void> handler::dispatch(exchange& x) {
     auto& res = x.res;
-    if (x.match.limited && limiter_) {
-        const auto key = clients_.resolve(x.peer, joined_field(x.req, "X-Forwarded-For"));
-        const auto s = limiter_->acquire(key);
-        const auto& p = limiter_->policy();
-        const auto cap = static_cast<long long>(p.capacity);
-        res.set("RateLimit-Limit", std::to_string(cap));
-        res.set("RateLimit-Remaining", std::to_string(s.remaining));
-        res.set("RateLimit-Reset", std::to_string(s.reset_seconds));
-        res.set("RateLimit-Policy",
-                "\"default\";q=" + std::to_string(cap) + ";w=" + std::to_string(p.window_seconds()));
-        res.set("RateLimit",
-                "\"default\";r=" + std::to_string(s.remaining) + ";t=" + std::to_string(s.next_token_seconds));
-        if (!s.allowed) {
-            stats_.rate_limited();
-            res.set(field::retry_after, std::to_string(s.retry_after_seconds));
-            set_problem(res, 429,
-                        "rate limit exceeded: " + std::to_string(cap) + " requests per window; retry in " +
-                            std::to_string(s.retry_after_seconds) + " s");
-            co_return;
-        }
-    }
+    if (!admit(x)) co_return;
     const auto verb = x.req.method();
     const bool read_verb = verb == bhttp::verb::get || verb == bhttp::verb::head;
     auto wrong_method = [&] {

@@ -40,6 +40,7 @@ public:
 
 private:
     struct exchange;  // one request's working state
+    bool admit(exchange& x);
     boost::asio::awaitable<void> dispatch(exchange& x);
     boost::asio::awaitable<void> get_user(exchange& x);
     boost::asio::awaitable<void> create_user(exchange& x);

@@ -1,0 +1,38 @@
+# syntax=docker/dockerfile:1
+# Two stages: build with the Debian 12 toolchain and -dev packages, then run on debian:12-slim
+# with only the shared libraries the binary links (tests/ops/deploy_test.py checks that list
+# against `ldd`).
+#
+#   docker build -t userapi .
+#   docker run --rm -p 8080:8080 -v userapi-data:/var/lib/userapi userapi
+
+FROM debian:12 AS build
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      g++ cmake ninja-build pkg-config libboost1.81-dev nlohmann-json3-dev libspdlog-dev libsqlite3-dev \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY CMakeLists.txt ./
+COPY include ./include
+COPY src ./src
+COPY config ./config
+COPY deploy ./deploy
+RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DUSERAPI_BUILD_TESTS=OFF -DCMAKE_INSTALL_PREFIX=/usr \
+ && cmake --build build \
+ && DESTDIR=/staging cmake --install build
+
+FROM debian:12-slim
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libspdlog1.10 libfmt9 libsqlite3-0 \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --home-dir /var/lib/userapi --shell /usr/sbin/nologin userapi \
+ && install -d -o userapi -g userapi -m 0700 /var/lib/userapi
+COPY --from=build /staging/usr/bin/userapi /usr/bin/userapi
+COPY --from=build /staging/etc/userapi/userapi.json /etc/userapi/userapi.json
+USER userapi
+VOLUME /var/lib/userapi
+EXPOSE 8080
+# SIGTERM drains: requests in flight finish, then the process exits 0.
+STOPSIGNAL SIGTERM
+# Inside a container the server must listen on every interface for -p to reach it.
+ENTRYPOINT ["/usr/bin/userapi", "--config", "/etc/userapi/userapi.json", "--address", "0.0.0.0", "--data", "/var/lib/userapi/userapi.db"]
