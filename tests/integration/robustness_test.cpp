@@ -147,3 +147,27 @@ TEST_F(Robustness, BadClientsDoNotHurtOthers) {
     for (auto& t : bad) t.join();
     expect_others_served();
 }
+
+// A request refused before it reaches a route still costs the client a token, says so in the
+// RateLimit headers, and turns into 429 once the bucket is empty: oversize bodies are not a
+// free way to keep the server busy.
+TEST(RobustnessLimited, RefusedRequestsToLimitedRoutesCostATokenAndSaySo) {
+    auto cfg = test_settings();
+    cfg.rate_limit_enabled = true;
+    cfg.rate_limit_capacity = 2;
+    test_server srv(cfg);
+    const std::string body(20 * 1024, ' ');
+    const std::string big = post_head + "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+    std::vector<int> statuses;
+    for (int i = 0; i < 3; ++i) {
+        connection c(srv.port());
+        c.send(big);
+        auto r = c.read_response();
+        statuses.push_back(r.status);
+        EXPECT_EQ(r.header("RateLimit-Limit"), "2");
+        EXPECT_EQ(r.header("RateLimit-Remaining"), std::to_string(i < 2 ? 1 - i : 0));
+        EXPECT_EQ(r.header("Content-Type"), "application/problem+json");
+    }
+    EXPECT_EQ(statuses, (std::vector<int>{413, 413, 429}));
+    EXPECT_EQ(request(srv.port(), "GET", "/healthz").status, 200) << "unlimited routes stay open";
+}
