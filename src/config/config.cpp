@@ -19,7 +19,7 @@ namespace {
 
 using json = nlohmann::json;
 
-constexpr const char* kVersion = "0.1.0";
+constexpr const char* kVersion = USERAPI_VERSION;  // project(VERSION) in CMakeLists.txt
 
 enum class kind { integer, number, boolean, text, list, flag };
 

@@ -16,6 +16,7 @@
 
 #include "userapi/app/log.hpp"
 #include "userapi/http/problem.hpp"
+#include "userapi/http/process_metrics.hpp"
 #include "userapi/http/router.hpp"
 #include "userapi/service/user_validation.hpp"
 
@@ -400,6 +401,9 @@ void handler::render_metrics(exchange& x) {
         limiter_ ? static_cast<double>(limiter_->size()) : 0.0);
     add("userapi_open_connections", "gauge", "Client connections open now.",
         static_cast<double>(state_.connections.load()));
+    out += "# HELP userapi_build_info The running build; always 1.\n# TYPE userapi_build_info gauge\n"
+           "userapi_build_info{version=\"" USERAPI_VERSION "\"} 1\n";
+    render_process_metrics(out);
     x.res.result(200);
     x.res.body() = core::shared_bytes(out);
     x.res.set(field::content_type, "text/plain; version=0.0.4; charset=utf-8");

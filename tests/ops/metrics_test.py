@@ -27,6 +27,11 @@ REQUIRED = {
     "userapi_db_reads_total": "counter",
     "userapi_db_writes_total": "counter",
     "userapi_connections_accepted_total": "counter",
+    "userapi_build_info": "gauge",
+    "process_cpu_seconds_total": "counter",
+    "process_resident_memory_bytes": "gauge",
+    "process_open_fds": "gauge",
+    "process_start_time_seconds": "gauge",
 }
 
 
@@ -110,6 +115,7 @@ def main():
     f.check(value(r"^userapi_coalesced_requests_total (\S+)$") >= 1, "concurrent misses were coalesced")
     f.check(value(r"^userapi_rate_limited_requests_total (\S+)$") >= 1, "the 429 is counted")
     f.check(value(r"^userapi_cache_hits_total (\S+)$") >= 1, "the cache hit is counted")
+    f.check(value(r"^process_resident_memory_bytes (\S+)$") > 1e6, "resident memory is reported in bytes")
     count = value(r"^http_request_duration_seconds_count (\S+)$")
     inf = value(r'^http_request_duration_seconds_bucket\{le="\+Inf"\} (\S+)$')
     f.check(count >= 20 and count == inf, f"histogram count {count:.0f} equals its +Inf bucket {inf:.0f}")
