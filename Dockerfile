@@ -25,7 +25,7 @@ FROM debian:12-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libspdlog1.10 libfmt9 libsqlite3-0 \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --uid 10001 --home-dir /var/lib/userapi --shell /usr/sbin/nologin userapi \
+ && useradd --system --home-dir /var/lib/userapi --shell /usr/sbin/nologin userapi \
  && install -d -o userapi -g userapi -m 0700 /var/lib/userapi
 COPY --from=build /staging/usr/bin/userapi /usr/bin/userapi
 COPY --from=build /staging/etc/userapi/userapi.json /etc/userapi/userapi.json

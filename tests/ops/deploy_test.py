@@ -107,6 +107,27 @@ def installed_packages(instructions):
     return pkgs
 
 
+def check_staging(f, build, runtime, build_dir):
+    """The runtime stage copies files the build stage's `cmake --install` (prefix /usr) puts
+    there, and the unit made for that prefix names them."""
+    text = open(os.path.join(build_dir, "cmake_install.cmake")).read()
+    installed = {m.group(1).replace("${CMAKE_INSTALL_PREFIX}", "/usr") + "/" + os.path.basename(m.group(2))
+                 for m in re.finditer(r'file\(INSTALL DESTINATION "([^"]+)" TYPE \w+ FILES "([^"]+)"\)', text)}
+    destdir = next((m.group(1) for i in build[1] for m in [re.search(r"DESTDIR=(\S+)", i)] if m), None)
+    f.check(destdir is not None, f"the build stage installs with DESTDIR ({destdir})")
+    for ins in runtime[1]:
+        m = re.match(r"COPY --from=build\s+(\S+)\s+(\S+)$", ins)
+        if m and destdir:
+            src, dst = m.group(1), m.group(2)
+            inside = src[len(destdir):] if src.startswith(destdir + "/") else None
+            f.check(inside in installed and dst == inside,
+                    f"COPY --from=build {src}: installed at {inside} (prefix /usr installs {sorted(installed)})")
+    unit = open(os.path.join(build_dir, "userapi.service")).read()
+    f.check("ExecStart=/usr/bin/userapi --config /etc/userapi/userapi.json " in unit and
+            "/usr/bin/userapi" in installed and "/etc/userapi/userapi.json" in installed,
+            "with the prefix /usr: /usr/bin/userapi, /etc/userapi/userapi.json, and the unit names both")
+
+
 def check_dockerfile(f, binary, sanitized):
     dockerfile = os.path.join(ROOT, "Dockerfile")
     st = stages(dockerfile)
@@ -151,6 +172,8 @@ def check_dockerfile(f, binary, sanitized):
                             "-DCMAKE_INSTALL_PREFIX=/usr"], capture_output=True, text=True, timeout=300)
         f.check(r.returncode == 0, "CMake configures from the files the build stage copies" +
                 ("" if r.returncode == 0 else ":\n" + r.stderr[-2000:]))
+        if r.returncode == 0:
+            check_staging(f, build, runtime, os.path.join(ctx, "b"))
 
     docker = find_tool("docker")
     if docker and subprocess.run([docker, "info"], capture_output=True, timeout=30).returncode == 0:
