@@ -4,7 +4,7 @@
 # against `ldd`).
 #
 #   docker build -t userapi .
-#   docker run --rm -p 8080:8080 -v userapi-data:/var/lib/userapi userapi
+#   docker run --rm -p 8080:8080 --ulimit nofile=16384:16384 -v userapi-data:/var/lib/userapi userapi
 
 FROM debian:12 AS build
 RUN apt-get update \
