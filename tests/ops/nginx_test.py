@@ -4,8 +4,8 @@
 nginx listens on 127.0.0.1, reaches userapi from 127.0.0.2 (proxy_bind), and userapi trusts
 only 127.0.0.2/32. Clients connect to nginx from 127.0.0.3 and up. Checks: separate buckets per
 client, X-Forwarded-For a client forges itself is not believed, 429 problem+json with
-Retry-After through the proxy, request ids passed and echoed, upstream keep-alive reused, and
-nginx's own 502 in problem+json.
+Retry-After through the proxy, request ids passed and echoed, upstream keep-alive reused, /metrics
+not exposed on the public side, and nginx's own 502 in problem+json.
 
 usage: nginx_test.py --binary build/userapi
 """
@@ -153,6 +153,11 @@ def run_checks(f, api, port, log_path):
     upstream = after - before - 1
     f.check(statuses == [200] * 40, "40 requests through nginx answered")
     f.check(0 <= upstream <= 2, f"nginx reused its upstream connections: {upstream:.0f} new for 40 requests")
+
+    # /metrics is for the scraper on the private side, not the public one.
+    status, headers, body = call(port, "GET", "/metrics", source="127.0.0.7")
+    f.check(status == 404 and headers.get("content-type") == "application/problem+json",
+            f"/metrics through nginx is 404 problem+json (got {status})")
 
     # POST passes through with its body and Location.
     status, headers, body = call(port, "POST", "/users", source="127.0.0.7",
