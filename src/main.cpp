@@ -35,8 +35,9 @@ int main(int argc, char** argv) {
         std::cout << "listening on " << srv->url() << std::endl;
         srv->wait();
     } catch (const std::system_error& e) {
-        app::log_event(spdlog::level::critical, "cannot serve",
-                       {{"address", cfg.address}, {"port", std::to_string(cfg.port), true}, {"error", e.code().message()}});
+        app::log_event(
+            spdlog::level::critical, "cannot serve",
+            {{"address", cfg.address}, {"port", std::to_string(cfg.port), true}, {"error", e.code().message()}});
         return 1;
     }
     app::log_line(spdlog::level::info, "stopped");

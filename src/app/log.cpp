@@ -24,8 +24,8 @@ bool needs_quotes(std::string_view v) { return v.empty() || v.find_first_of(" ="
 
 void setup_logging(const std::string& level, const std::string& format, spdlog::sink_ptr sink) {
     spdlog::drop("userapi");  // set-up may run again (tests start many servers)
-    auto logger = sink ? std::make_shared<spdlog::logger>("userapi", std::move(sink))
-                       : spdlog::stderr_logger_mt("userapi");
+    auto logger =
+        sink ? std::make_shared<spdlog::logger>("userapi", std::move(sink)) : spdlog::stderr_logger_mt("userapi");
     spdlog::set_default_logger(logger);
     json_mode = format == "json";
     if (json_mode)

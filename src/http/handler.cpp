@@ -401,8 +401,9 @@ void handler::render_metrics(exchange& x) {
         limiter_ ? static_cast<double>(limiter_->size()) : 0.0);
     add("userapi_open_connections", "gauge", "Client connections open now.",
         static_cast<double>(state_.connections.load()));
-    out += "# HELP userapi_build_info The running build; always 1.\n# TYPE userapi_build_info gauge\n"
-           "userapi_build_info{version=\"" USERAPI_VERSION "\"} 1\n";
+    out +=
+        "# HELP userapi_build_info The running build; always 1.\n# TYPE userapi_build_info gauge\n"
+        "userapi_build_info{version=\"" USERAPI_VERSION "\"} 1\n";
     render_process_metrics(out);
     x.res.result(200);
     x.res.body() = core::shared_bytes(out);
@@ -418,8 +419,9 @@ void handler::finish(exchange& x) {
     if (app::log_enabled(spdlog::level::info)) {
         // The client the rate limiter sees (X-Forwarded-For from a trusted proxy), and the peer.
         const auto peer = x.peer.to_string();
-        const auto client =
-            clients_.is_trusted(x.peer) ? clients_.resolve(x.peer, joined_field(x.req, "X-Forwarded-For")).to_string() : peer;
+        const auto client = clients_.is_trusted(x.peer)
+                                ? clients_.resolve(x.peer, joined_field(x.req, "X-Forwarded-For")).to_string()
+                                : peer;
         char ms[32];
         std::snprintf(ms, sizeof ms, "%.3f", std::chrono::duration<double, std::milli>(took).count());
         app::log_event(spdlog::level::info, "access",

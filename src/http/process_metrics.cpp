@@ -18,8 +18,8 @@ const double process_start_seconds =
 void add(std::string& out, const char* name, const char* type, const char* help, double v) {
     char buf[48];
     std::snprintf(buf, sizeof buf, "%.15g", v);
-    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" + name + " " + buf +
-           "\n";
+    out +=
+        std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" + name + " " + buf + "\n";
 }
 
 double seconds(const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; }

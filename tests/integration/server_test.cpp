@@ -1,11 +1,11 @@
 // The real server over real sockets: every endpoint, coalescing, rate limiting, keep-alive.
 #include <gtest/gtest.h>
 
+#include <spdlog/sinks/ostream_sink.h>
 #include <condition_variable>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
-#include <spdlog/sinks/ostream_sink.h>
 #include <sstream>
 #include <thread>
 
