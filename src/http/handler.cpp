@@ -116,6 +116,7 @@ struct handler::exchange {
     clock_type::time_point started = clock_type::now();
     std::string id;
     route_match match;
+    std::optional<core::ip_address> client;  // resolved once, by admit(), on limited routes
     response res;
 };
 
@@ -156,8 +157,8 @@ response handler::reject(const request& req, unsigned status, std::string_view d
 bool handler::admit(exchange& x) {
     if (!x.match.limited || !limiter_) return true;
     auto& res = x.res;
-    const auto key = clients_.resolve(x.peer, joined_field(x.req, "X-Forwarded-For"));
-    const auto s = limiter_->acquire(key);
+    x.client = clients_.resolve(x.peer, joined_field(x.req, "X-Forwarded-For"));
+    const auto s = limiter_->acquire(*x.client);
     const auto& p = limiter_->policy();
     const auto cap = static_cast<long long>(p.capacity);
     res.set("RateLimit-Limit", std::to_string(cap));
@@ -419,9 +420,10 @@ void handler::finish(exchange& x) {
     if (app::log_enabled(spdlog::level::info)) {
         // The client the rate limiter sees (X-Forwarded-For from a trusted proxy), and the peer.
         const auto peer = x.peer.to_string();
-        const auto client = clients_.is_trusted(x.peer)
-                                ? clients_.resolve(x.peer, joined_field(x.req, "X-Forwarded-For")).to_string()
-                                : peer;
+        std::string client = peer;
+        if (clients_.is_trusted(x.peer))
+            client =
+                (x.client ? *x.client : clients_.resolve(x.peer, joined_field(x.req, "X-Forwarded-For"))).to_string();
         char ms[32];
         std::snprintf(ms, sizeof ms, "%.3f", std::chrono::duration<double, std::milli>(took).count());
         app::log_event(spdlog::level::info, "access",
