@@ -97,7 +97,7 @@ void BM_HandlerCachedGet(benchmark::State& state) {
     http::request req{http::bhttp::verb::get, "/users/1", 11};
     const auto peer = *core::parse_ip("127.0.0.1");
     auto run_one = [&] {
-        boost::asio::co_spawn(ioc, h.handle(req, peer),
+        boost::asio::co_spawn(ioc, h.handle(req, http::request_info{peer, "bench"}),
                               [](std::exception_ptr, http::response r) { benchmark::DoNotOptimize(r); });
         ioc.restart();
         ioc.run();

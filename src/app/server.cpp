@@ -74,6 +74,21 @@ std::size_t fit_descriptor_limit(std::size_t max_connections) {
     return fit;
 }
 
+// Runs `ioc` until it is stopped. A handler that throws is logged and the loop goes on: one
+// failed operation must never end the process (sessions catch their own; this is the net).
+void run_guarded(asio::io_context& ioc) {
+    for (;;) {
+        try {
+            ioc.run();
+            return;
+        } catch (const std::exception& e) {
+            log_event(spdlog::level::err, "a handler failed; serving on", {{"error", e.what()}});
+        } catch (...) {
+            log_event(spdlog::level::err, "a handler failed; serving on", {{"error", "unknown exception"}});
+        }
+    }
+}
+
 core::bucket_policy make_policy(const config::settings& cfg) {
     return {cfg.rate_limit_capacity, cfg.rate_limit_refill_per_minute / 60.0};
 }
@@ -178,14 +193,8 @@ asio::awaitable<void> server::impl::listen() {
         stats.connection_opened();
         socket.set_option(tcp::no_delay(true), ec);
         state.connections.fetch_add(1);
-        auto executor = socket.get_executor();
-        const auto peer = peer_address(remote);
-        asio::co_spawn(executor,
-                       http::run_session(boost::beast::tcp_stream(std::move(socket)), peer, handler, cfg, state),
-                       [this](std::exception_ptr e) {
-                           state.connections.fetch_sub(1);
-                           if (e) log_line(spdlog::level::err, "session ended by an unexpected error");
-                       });
+        http::spawn_session(boost::beast::tcp_stream(std::move(socket)), peer_address(remote), handler, cfg, state,
+                            [this] { state.connections.fetch_sub(1); });
     }
 }
 
@@ -275,12 +284,12 @@ void server::start() {
 
     m.db_thread = std::thread([&m] {
         auto guard = asio::make_work_guard(m.db_ioc);
-        m.db_ioc.run();
+        run_guarded(m.db_ioc);
     });
     for (auto& ctx : m.http_iocs)
         m.threads.emplace_back([c = ctx.get()] {
             auto guard = asio::make_work_guard(*c);  // idle until its first connection; stop() ends it
-            c->run();
+            run_guarded(*c);
         });
 }
 

@@ -31,33 +31,6 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 
-// Echo the client's id when it is 1-128 printable ASCII characters; else make one.
-std::string request_id(const request& req) {
-    const auto it = req.find("X-Request-Id");
-    if (it != req.end()) {
-        const auto v = it->value();
-        bool ok = !v.empty() && v.size() <= 128;
-        for (unsigned char c : v) ok = ok && c >= 0x20 && c < 0x7f;
-        if (ok) return std::string(v);
-    }
-    // "<process tag><thread tag>-<counter>": unique without a shared counter, and short
-    // enough (15 characters for the first 16 million of a thread) to need no allocation.
-    static const std::uint32_t process_tag = std::random_device{}() & 0xffffff;
-    static std::atomic<std::uint32_t> threads{0};
-    thread_local const std::uint32_t tag = process_tag << 8 | (threads.fetch_add(1) & 0xff);
-    thread_local std::uint64_t counter = 0;
-    static constexpr char hex[] = "0123456789abcdef";
-    char buf[32];
-    char* p = buf;
-    for (int shift = 28; shift >= 0; shift -= 4) *p++ = hex[(tag >> shift) & 15];
-    *p++ = '-';
-    char digits[16];
-    int n = 0;
-    for (std::uint64_t c = counter++; n == 0 || c; c >>= 4) digits[n++] = hex[c & 15];
-    while (n) *p++ = digits[--n];
-    return std::string(buf, p);
-}
-
 // The Date header, formatted once per second per thread.
 const std::string& http_date() {
     thread_local std::time_t cached_second = 0;
@@ -110,11 +83,11 @@ bool is_json_media_type(std::string_view ct) {
 }  // namespace
 
 struct handler::exchange {
-    exchange(const request& r, const core::ip_address& p) : req(r), peer(p) {}
+    exchange(const request& r, const request_info& info) : req(r), peer(info.peer), id(info.request_id) {}
     const request& req;
     const core::ip_address& peer;
+    std::string_view id;
     clock_type::time_point started = clock_type::now();
-    std::string id;
     route_match match;
     std::optional<core::ip_address> client;  // resolved once, by admit(), on limited routes
     response res;
@@ -124,9 +97,8 @@ handler::handler(const config::settings& cfg, service::user_service& users, rate
                  const core::client_resolver& clients, metrics& stats, server_state& state)
     : cfg_(cfg), users_(users), limiter_(limiter), clients_(clients), stats_(stats), state_(state) {}
 
-asio::awaitable<response> handler::handle(const request& req, const core::ip_address& peer) {
-    exchange x(req, peer);
-    x.id = request_id(req);
+asio::awaitable<response> handler::handle(const request& req, const request_info& info) {
+    exchange x(req, info);
     x.match = match_route(req.target());
     x.res.version(req.version());
     try {
@@ -141,9 +113,8 @@ asio::awaitable<response> handler::handle(const request& req, const core::ip_add
     co_return std::move(x.res);
 }
 
-response handler::reject(const request& req, unsigned status, std::string_view detail, const core::ip_address& peer) {
-    exchange x(req, peer);
-    x.id = request_id(req);
+response handler::reject(const request& req, unsigned status, std::string_view detail, const request_info& info) {
+    exchange x(req, info);
     x.match = match_route(req.target());
     x.res.version(req.version() ? req.version() : 11);
     // A refused request to a limited route costs a token like any other, and says so.
@@ -262,7 +233,7 @@ void set_json(response& res, unsigned status, core::shared_bytes body) {
 
 // The 503/504 answers shared by reads and writes. A database failure's cause goes to the
 // log, under the request id the client sees, never into the response.
-void set_unavailable(response& res, const std::optional<user_reply>& r, const std::string& request_id) {
+void set_unavailable(response& res, const std::optional<user_reply>& r, std::string_view request_id) {
     if (r && r->status == outcome::unavailable)
         app::log_event(spdlog::level::err, "database error", {{"request_id", request_id}, {"error", r->error}});
     if (!r || r->status == outcome::timed_out) {

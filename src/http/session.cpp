@@ -1,59 +1,135 @@
 #include "userapi/http/session.hpp"
 
 #include <array>
+#include <optional>
 #include <string>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
-#include <boost/beast/http/read.hpp>
 
-#include "userapi/core/ip_address.hpp"
+#include "userapi/app/log.hpp"
+#include "userapi/http/framing.hpp"
 
 namespace userapi::http {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 using field = bhttp::field;
+using request_parser = bhttp::request_parser<bhttp::string_body>;
 
 namespace {
 
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
-constexpr std::size_t kHeaderLimit = 8 * 1024;
 
-// Framing that a proxy in front of us might read differently: refuse it (contract section 4),
-// whatever the parser itself tolerates. Returns a detail, or "" when the framing is sound.
-std::string smuggling_risk(const request& req) {
-    const bool has_te = req.count(field::transfer_encoding) > 0;
-    if (!has_te) return {};
-    if (req.count(field::content_length) > 0) return "Content-Length together with Transfer-Encoding";
-    if (req.version() < 11) return "Transfer-Encoding in an HTTP/1.0 request";
-    const std::string codings = joined_field(req, "Transfer-Encoding");
-    // Only a single "chunked" is accepted: no other coding is implemented.
-    std::string trimmed;
-    for (char c : codings)
-        if (c != ' ' && c != '\t') trimmed += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    if (trimmed != "chunked") return "Transfer-Encoding other than a single chunked";
+// What reading a request came to.
+struct incoming {
+    enum kind_type { complete, refused, gone } kind = gone;  // gone: closed, reset or too slow
+    refusal why;
+};
+
+std::string_view pending_bytes(const beast::flat_buffer& b) {
+    return {static_cast<const char*>(b.data().data()), b.size()};
+}
+
+// The checks a complete header must pass before anything else happens.
+refusal check_header(const request& req) {
+    if (auto risk = smuggling_risk(req); !risk.empty()) return {400, "ambiguous message framing: " + risk};
+    if (auto host = host_problem(req); !host.empty()) return {400, host};
+    if (auto target = target_problem(req.target()); !target.empty()) return {400, target};
     return {};
 }
 
-// Half-close, then read and discard what the client still sends for a moment, so the
-// kernel does not answer unread bytes with a reset that would destroy our response.
-template <class Stream>
-asio::awaitable<void> lingering_close(Stream& stream) {
-    boost::system::error_code ec;
-    stream.socket().shutdown(asio::socket_base::shutdown_send, ec);
-    stream.expires_after(std::chrono::seconds(2));
-    char sink[4096];
-    for (std::size_t total = 0; total < (1u << 20);) {
-        auto [rec, n] = co_await stream.async_read_some(asio::buffer(sink), use_tuple);
-        if (rec) break;
-        total += n;
+refusal from_parse_error(const boost::system::error_code& ec, bool header_done, std::size_t max_body) {
+    if (ec == bhttp::error::header_limit)
+        return {431, "request header section exceeds " + std::to_string(kHeaderSectionLimit) + " bytes"};
+    if (ec == bhttp::error::body_limit) return {413, "request body exceeds " + std::to_string(max_body) + " bytes"};
+    if (ec == bhttp::error::bad_chunk_extension)
+        return {400, "malformed chunk extension, or chunk extensions over " + std::to_string(kChunkExtensionLimit) +
+                         " bytes"};
+    return {400, header_done ? "malformed HTTP request body" : "malformed HTTP request"};
+}
+
+// Moves the trailer fields (those after the first `header_fields`) out of the request: nothing
+// here reads them, and a trailer must never pose as a header. Returns the trailer section's size.
+std::size_t drop_trailers(request& req, std::size_t header_fields) {
+    auto it = req.begin();
+    for (std::size_t i = 0; i < header_fields && it != req.end(); ++i) ++it;
+    std::size_t bytes = 2;  // the empty line that ends the section
+    while (it != req.end()) {
+        bytes += it->name_string().size() + 2 + it->value().size() + 2;
+        it = req.erase(it);
     }
-    stream.socket().close(ec);
+    return bytes;
+}
+
+// Reads one request into `parser`. Every byte counts against a limit as it arrives: the header
+// section (8 KiB), chunk extensions, the trailer section and the body (--max-body-bytes); the
+// buffer never holds more than kReadBufferLimit unparsed bytes, so memory per connection is
+// bounded whatever the client sends. The caller sets the deadline.
+template <class Stream>
+asio::awaitable<incoming> read_request(Stream& stream, beast::flat_buffer& buffer, request_parser& parser,
+                                       std::size_t max_body) {
+    parser.header_limit(kHeaderSectionLimit);
+    parser.body_limit(max_body);
+    std::size_t header_bytes = 0, extension_bytes = 0, header_fields = 0;
+    bool header_done = false, at_chunk_line = false;
+    auto count_extensions = [&extension_bytes](std::uint64_t, std::string_view ext, boost::system::error_code& ec) {
+        extension_bytes += ext.size();
+        if (extension_bytes > kChunkExtensionLimit) ec = bhttp::error::bad_chunk_extension;
+    };
+    parser.on_chunk_header(count_extensions);
+
+    for (;;) {
+        if (buffer.size() > 0) {
+            // A chunk-size line or trailer section still incomplete: refuse as soon as it breaks a
+            // limit, rather than buffer what follows.
+            if (at_chunk_line)
+                if (auto r = check_pending_chunk_line(pending_bytes(buffer))) co_return incoming{incoming::refused, r};
+            boost::system::error_code ec;
+            const auto n = parser.put(buffer.data(), ec);
+            buffer.consume(n);
+            if (!header_done) header_bytes += n;
+            const bool need_more = ec == bhttp::error::need_more;
+            if (ec && !need_more)
+                co_return incoming{incoming::refused, from_parse_error(ec, parser.is_header_done(), max_body)};
+            if (!header_done && parser.is_header_done()) {
+                header_done = true;
+                if (header_bytes > kHeaderSectionLimit)
+                    co_return incoming{incoming::refused, from_parse_error(bhttp::error::header_limit, true, max_body)};
+                if (auto r = check_header(parser.get())) co_return incoming{incoming::refused, r};
+                header_fields = static_cast<std::size_t>(std::distance(parser.get().begin(), parser.get().end()));
+                if (!parser.is_done() && beast::iequals(parser.get()[field::expect], "100-continue")) {
+                    static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
+                    auto [wec, wn] = co_await asio::async_write(stream, asio::buffer(cont), use_tuple);
+                    if (wec) co_return incoming{};
+                }
+                parser.eager(true);  // from here on, parse as much of the body as has arrived
+            }
+            if (parser.is_done()) {
+                if (parser.chunked() && drop_trailers(parser.get(), header_fields) > kTrailerSectionLimit)
+                    co_return incoming{
+                        incoming::refused,
+                        {431, "trailer section exceeds " + std::to_string(kTrailerSectionLimit) + " bytes"}};
+                co_return incoming{incoming::complete, {}};
+            }
+            if (need_more && !header_done && header_bytes + buffer.size() >= kHeaderSectionLimit)
+                co_return incoming{incoming::refused, from_parse_error(bhttp::error::header_limit, false, max_body)};
+            at_chunk_line = need_more && header_done;
+            if (at_chunk_line)
+                if (auto r = check_pending_chunk_line(pending_bytes(buffer))) co_return incoming{incoming::refused, r};
+            if (!need_more && n > 0 && buffer.size() > 0) continue;  // it stopped at the end of the header
+        }
+        const auto room = buffer.max_size() - buffer.size();
+        if (room == 0) co_return incoming{incoming::refused, {400, "malformed HTTP request"}};
+        auto [ec, n] = co_await stream.async_read_some(buffer.prepare(std::min<std::size_t>(room, 16384)), use_tuple);
+        if (ec) co_return incoming{};
+        buffer.commit(n);
+    }
 }
 
 // The status line and header block of `res`, into `out`. Beast's serializer would send each
@@ -79,6 +155,43 @@ void render_head(const response& res, std::string& out) {
     out.append("\r\n");
 }
 
+// Writes head and body in one gather; false when the client is gone.
+template <class Stream>
+asio::awaitable<bool> write_response(Stream& stream, const response& res, bool head_only, std::string& head_bytes) {
+    render_head(res, head_bytes);
+    const std::array<asio::const_buffer, 2> out = {asio::buffer(head_bytes),
+                                                   asio::buffer(res.body().data(), head_only ? 0 : res.body().size())};
+    auto [ec, n] = co_await asio::async_write(stream, out, use_tuple);
+    co_return !ec;
+}
+
+// Between requests a connection may idle for the idle timeout; false when it closed instead.
+template <class Stream>
+asio::awaitable<bool> await_next_request(Stream& stream, beast::flat_buffer& buffer, std::chrono::milliseconds idle) {
+    if (buffer.size() > 0) co_return true;  // pipelined: the next request has begun
+    stream.expires_after(idle);
+    auto [ec, n] = co_await stream.async_read_some(buffer.prepare(4096), use_tuple);
+    if (ec) co_return false;
+    buffer.commit(n);
+    co_return true;
+}
+
+// Half-close, then read and discard what the client still sends for a moment, so the
+// kernel does not answer unread bytes with a reset that would destroy our response.
+template <class Stream>
+asio::awaitable<void> lingering_close(Stream& stream) {
+    boost::system::error_code ec;
+    stream.socket().shutdown(asio::socket_base::shutdown_send, ec);
+    stream.expires_after(std::chrono::seconds(2));
+    char sink[4096];
+    for (std::size_t total = 0; total < (1u << 20);) {
+        auto [rec, n] = co_await stream.async_read_some(asio::buffer(sink), use_tuple);
+        if (rec) break;
+        total += n;
+    }
+    stream.socket().close(ec);
+}
+
 // Counts a request as in flight from its last byte to its response's last byte: a graceful
 // drain waits for these.
 struct active_request {
@@ -89,111 +202,84 @@ struct active_request {
     server_state& state;
 };
 
+// Outlives the session's coroutine frame: the completion handler reads it.
+struct session_context {
+    std::string request_id;  // of the request being answered; empty between requests
+};
+
+template <class Stream>
+asio::awaitable<void> run_session(Stream stream, core::ip_address peer, request_handler& h, const config::settings& cfg,
+                                  server_state& state, session_context& ctx) {
+    const auto header_timeout = std::chrono::milliseconds(cfg.header_timeout_ms);
+    const auto idle_timeout = std::chrono::milliseconds(cfg.idle_timeout_ms);
+    beast::flat_buffer buffer(kReadBufferLimit);
+    std::string head_bytes;  // reused: after the first response, rendering allocates nothing
+    std::optional<request_parser> parser;
+    stream.expires_after(header_timeout);  // a new connection must send its request in time
+    for (bool first = true;; first = false) {
+        if (!first) {
+            if (!co_await await_next_request(stream, buffer, idle_timeout)) break;
+            stream.expires_after(header_timeout);  // from its first byte, a request must arrive in time
+        }
+        parser.emplace();  // fresh per request
+        const auto in = co_await read_request(stream, buffer, *parser, cfg.max_body_bytes);
+        if (in.kind == incoming::gone) break;
+        const request& req = parser->get();
+        ctx.request_id = request_id(req);
+        const request_info info{peer, ctx.request_id};
+        active_request in_flight(state);
+        response res;
+        bool keep_alive = false;
+        if (in.kind == incoming::refused) {
+            res = h.reject(req, in.why.status, in.why.detail, info);
+        } else {
+            stream.expires_never();  // the DB may take long; the handler bounds that wait
+            res = co_await h.handle(req, info);
+            keep_alive = req.keep_alive() && !state.draining.load();
+        }
+        res.keep_alive(keep_alive);
+        res.prepare_payload();
+        stream.expires_after(idle_timeout);  // a client that never reads is dropped
+        const bool head_only = req.method() == bhttp::verb::head;
+        if (!co_await write_response(stream, res, head_only, head_bytes)) break;
+        ctx.request_id.clear();
+        if (!keep_alive) {
+            co_await lingering_close(stream);
+            co_return;
+        }
+    }
+    boost::system::error_code ec;
+    stream.socket().shutdown(asio::socket_base::shutdown_both, ec);
+    stream.socket().close(ec);
+}
+
 }  // namespace
 
 template <class Stream>
-asio::awaitable<void> run_session(Stream stream, core::ip_address peer, handler& h, const config::settings& cfg,
-                                  server_state& state) {
-    const auto header_timeout = std::chrono::milliseconds(cfg.header_timeout_ms);
-    const auto idle_timeout = std::chrono::milliseconds(cfg.idle_timeout_ms);
-    beast::flat_buffer buffer;
-    std::string head_bytes;  // reused: after the first response, rendering allocates nothing
-    bool close_gracefully = false;
-
-    for (;;) {
-        // Between requests the connection may idle; once a request starts, its whole head
-        // and body must arrive within the header timeout.
-        if (buffer.size() == 0) {
-            stream.expires_after(idle_timeout);
-            auto [ec, n] = co_await stream.async_read_some(buffer.prepare(4096), use_tuple);
-            if (ec) break;  // closed, reset or idle too long: nothing to answer
-            buffer.commit(n);
-        }
-        stream.expires_after(header_timeout);
-
-        bhttp::request_parser<bhttp::string_body> parser;  // fresh per request
-        parser.header_limit(kHeaderLimit);
-        parser.body_limit(cfg.max_body_bytes);
-
-        auto reject = [&](unsigned status, std::string_view detail) {
-            auto res = h.reject(parser.get(), status, detail, peer);
-            res.keep_alive(false);
-            res.prepare_payload();
-            return res;
-        };
-        std::optional<response> refusal;
-
-        auto [hec, hn] = co_await bhttp::async_read_header(stream, buffer, parser, use_tuple);
-        if (hec == bhttp::error::end_of_stream || hec == beast::error::timeout || hec == asio::error::eof ||
-            hec == asio::error::connection_reset || hec == asio::error::operation_aborted) {
-            break;
-        } else if (hec == bhttp::error::header_limit) {
-            refusal = reject(431, "request header fields exceed 8192 bytes");
-        } else if (hec == bhttp::error::body_limit) {  // a declared Content-Length over the limit
-            refusal = reject(413, "request body exceeds " + std::to_string(cfg.max_body_bytes) + " bytes");
-        } else if (hec) {
-            refusal = reject(400, "malformed HTTP request");
-        } else if (auto risk = smuggling_risk(parser.get()); !risk.empty()) {
-            refusal = reject(400, "ambiguous message framing: " + risk);
-        }
-
-        if (!refusal && !parser.is_done()) {
-            if (beast::iequals(parser.get()[field::expect], "100-continue")) {
-                static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
-                auto [wec, wn] = co_await asio::async_write(stream, asio::buffer(cont), use_tuple);
-                if (wec) break;
-            }
-            auto [bec, bn] = co_await bhttp::async_read(stream, buffer, parser, use_tuple);
-            if (bec == bhttp::error::body_limit) {
-                refusal = reject(413, "request body exceeds " + std::to_string(cfg.max_body_bytes) + " bytes");
-            } else if (bec == beast::error::timeout || bec == asio::error::eof || bec == bhttp::error::end_of_stream ||
-                       bec == asio::error::connection_reset) {
-                break;  // gave up mid-body: no one to answer
-            } else if (bec) {
-                refusal = reject(400, "malformed HTTP request body");
-            }
-        }
-
-        response res;
-        bool keep_alive = false;
-        {
-            active_request in_flight(state);
-            if (refusal) {
-                res = std::move(*refusal);
-                close_gracefully = true;
-            } else {
-                stream.expires_never();  // the DB may take long; the handler bounds that wait
-                const request& req = parser.get();
-                res = co_await h.handle(req, peer);
-                keep_alive = req.keep_alive() && !state.draining.load();
-                res.keep_alive(keep_alive);
-                res.prepare_payload();
-            }
-            const bool head = !refusal && parser.get().method() == bhttp::verb::head;
-            stream.expires_after(idle_timeout);  // a client that never reads is dropped
-            render_head(res, head_bytes);
-            const std::array<asio::const_buffer, 2> out = {
-                asio::buffer(head_bytes), asio::buffer(res.body().data(), head ? 0 : res.body().size())};
-            auto [wec, wn] = co_await asio::async_write(stream, out, use_tuple);
-            if (wec) break;
-        }
-        if (!keep_alive) {
-            close_gracefully = true;
-            break;
-        }
-    }
-    if (close_gracefully)
-        co_await lingering_close(stream);
-    else {
-        boost::system::error_code ec;
-        stream.socket().shutdown(asio::socket_base::shutdown_both, ec);
-        stream.socket().close(ec);
-    }
+void spawn_session(Stream stream, core::ip_address peer, request_handler& h, const config::settings& cfg,
+                   server_state& state, std::function<void()> on_end) {
+    auto ctx = std::make_shared<session_context>();
+    auto executor = stream.get_executor();
+    asio::co_spawn(executor, run_session(std::move(stream), peer, h, cfg, state, *ctx),
+                   [ctx, on_end = std::move(on_end)](std::exception_ptr e) {
+                       if (e) {
+                           std::string what = "unknown exception";
+                           try {
+                               std::rethrow_exception(e);
+                           } catch (const std::exception& x) {
+                               what = x.what();
+                           } catch (...) {
+                           }
+                           app::log_event(spdlog::level::err, "connection closed by an internal error",
+                                          {{"request_id", ctx->request_id}, {"error", what}});
+                       }
+                       if (on_end) on_end();
+                   });
 }
 
-template asio::awaitable<void> run_session(beast::tcp_stream, core::ip_address, handler&, const config::settings&,
-                                           server_state&);
-template asio::awaitable<void> run_session(local_stream, core::ip_address, handler&, const config::settings&,
-                                           server_state&);
+template void spawn_session(beast::tcp_stream, core::ip_address, request_handler&, const config::settings&,
+                            server_state&, std::function<void()>);
+template void spawn_session(local_stream, core::ip_address, request_handler&, const config::settings&, server_state&,
+                            std::function<void()>);
 
 }  // namespace userapi::http

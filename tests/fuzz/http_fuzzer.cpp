@@ -16,6 +16,7 @@
 #include <string>
 
 #include "userapi/app/log.hpp"
+#include "userapi/http/handler.hpp"
 #include "userapi/http/session.hpp"
 #include "userapi/service/memory_user_repository.hpp"
 
@@ -51,7 +52,8 @@ struct harness {
 };
 
 asio::awaitable<void> client(asio::local::stream_protocol::socket& s, const std::string& input, std::string& output) {
-    auto [wec, wn] = co_await asio::async_write(s, asio::buffer(input), asio::as_tuple(asio::use_awaitable));
+    co_await asio::async_write(s, asio::buffer(input),
+                               asio::as_tuple(asio::use_awaitable));  // a refusal may close early
     boost::system::error_code ec;
     s.shutdown(asio::socket_base::shutdown_send, ec);
     char buf[8192];
@@ -71,10 +73,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     asio::local::connect_pair(client_end, server_end);
     const std::string input(reinterpret_cast<const char*>(data), size);
     std::string output;
-    asio::co_spawn(h->ioc,
-                   http::run_session(http::local_stream(std::move(server_end)), *core::parse_ip("127.0.0.1"),
-                                     h->handler, h->cfg, h->state),
-                   asio::detached);
+    http::spawn_session(http::local_stream(std::move(server_end)), *core::parse_ip("127.0.0.1"), h->handler, h->cfg,
+                        h->state);
     asio::co_spawn(h->ioc, client(client_end, input, output), asio::detached);
     h->ioc.restart();
     h->ioc.run();

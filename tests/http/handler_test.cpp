@@ -29,10 +29,12 @@ protected:
         req.body() = std::move(body);
         req.prepare_payload();
         std::optional<http::response> out;
-        boost::asio::co_spawn(ioc, h->handle(req, peer), [&](std::exception_ptr e, http::response r) {
-            ASSERT_FALSE(e);
-            out = std::move(r);
-        });
+        const auto id = http::request_id(req);
+        boost::asio::co_spawn(ioc, h->handle(req, http::request_info{peer, id}),
+                              [&](std::exception_ptr e, http::response r) {
+                                  ASSERT_FALSE(e);
+                                  out = std::move(r);
+                              });
         ioc.restart();
         ioc.run();
         EXPECT_TRUE(out);
@@ -195,7 +197,8 @@ TEST_F(Handler, MetricsAreText) {
     get("/users/1");
     auto r = get("/metrics");
     EXPECT_EQ(r.result_int(), 200);
-    EXPECT_NE(r.body().view().find(R"(http_requests_total{method="GET",route="/users/{id}",code="200"} 1)"), std::string::npos)
+    EXPECT_NE(r.body().view().find(R"(http_requests_total{method="GET",route="/users/{id}",code="200"} 1)"),
+              std::string::npos)
         << r.body().view();
     EXPECT_NE(r.body().view().find("userapi_db_reads_total 1"), std::string::npos);
 }

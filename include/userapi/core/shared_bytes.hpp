@@ -18,7 +18,7 @@ public:
     explicit shared_bytes(std::string_view s) {
         void* p = ::operator new(sizeof(header) + s.size());
         h_ = new (p) header{{1}, static_cast<std::uint32_t>(s.size())};
-        std::memcpy(h_ + 1, s.data(), s.size());
+        std::memcpy(reinterpret_cast<char*>(h_ + 1), s.data(), s.size());
     }
     shared_bytes(const shared_bytes& o) noexcept : h_(o.h_) {
         if (h_) h_->refs.fetch_add(1, std::memory_order_relaxed);

@@ -14,29 +14,22 @@
 #include "userapi/http/beast_types.hpp"
 #include "userapi/http/metrics.hpp"
 #include "userapi/http/rate_limiter.hpp"
+#include "userapi/http/request_handler.hpp"
 #include "userapi/service/user_service.hpp"
 
 namespace userapi::http {
 
-// What the server as a whole is doing; atomics shared by the listener, sessions and handler.
-struct server_state {
-    std::atomic<bool> draining{false};
-    std::atomic<std::size_t> active_requests{0};  // read and not yet answered
-    std::atomic<std::size_t> connections{0};      // open now
-};
-
-class handler {
+class handler final : public request_handler {
 public:
     // `limiter` may be null: rate limiting off.
     handler(const config::settings& cfg, service::user_service& users, rate_limiter* limiter,
             const core::client_resolver& clients, metrics& stats, server_state& state);
 
     // Never throws; every failure becomes a problem+json response.
-    boost::asio::awaitable<response> handle(const request& req, const core::ip_address& peer);
+    boost::asio::awaitable<response> handle(const request& req, const request_info& info) override;
 
-    // The answer to a request the session could not read in full (400, 413, 431): no
-    // routing and no token. `req` holds whatever header was parsed (maybe none).
-    response reject(const request& req, unsigned status, std::string_view detail, const core::ip_address& peer);
+    // A refused request to a limited route still costs a token, and says so.
+    response reject(const request& req, unsigned status, std::string_view detail, const request_info& info) override;
 
 private:
     struct exchange;  // one request's working state

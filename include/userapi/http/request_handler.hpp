@@ -1,0 +1,47 @@
+// The seam between a connection and what answers its requests: the session reads and writes
+// bytes, a request_handler turns one parsed request into one response.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include <boost/asio/awaitable.hpp>
+
+#include "userapi/core/ip_address.hpp"
+#include "userapi/http/beast_types.hpp"
+
+namespace userapi::http {
+
+// What the server as a whole is doing; atomics shared by the listener, sessions and handler.
+struct server_state {
+    std::atomic<bool> draining{false};
+    std::atomic<std::size_t> active_requests{0};  // read and not yet answered
+    std::atomic<std::size_t> connections{0};      // open now
+};
+
+// One request as the session hands it over: the TCP peer and the request's id (the one its
+// response and every log line it causes carry).
+struct request_info {
+    const core::ip_address& peer;
+    std::string_view request_id;
+};
+
+class request_handler {
+public:
+    virtual ~request_handler() = default;
+
+    // The response to a request read in full. Should not throw (a session that sees an
+    // exception closes the connection and logs it).
+    virtual boost::asio::awaitable<response> handle(const request& req, const request_info& info) = 0;
+
+    // The answer to a request the session refuses before it is read in full (400, 413, 431):
+    // `req` holds whatever header was parsed, maybe none. The connection closes after it.
+    virtual response reject(const request& req, unsigned status, std::string_view detail, const request_info& info) = 0;
+};
+
+// The request's own X-Request-Id when it is 1-128 printable ASCII characters, else a new one.
+std::string request_id(const request& req);
+
+}  // namespace userapi::http
