@@ -3,7 +3,10 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <mutex>
+#include <optional>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include <boost/asio/as_tuple.hpp>
@@ -139,7 +142,7 @@ struct server::impl {
 
     asio::awaitable<void> listen();
     template <class Socket>
-    void refuse(Socket& socket);
+    void refuse(Socket& socket, bool per_client_limit);
     asio::awaitable<void> sweep();
     asio::awaitable<void> drain();
     void begin_drain();
@@ -167,6 +170,12 @@ struct server::impl {
     std::thread db_thread;
     unsigned short bound_port = 0;
     std::size_t connection_limit = 0;  // --max-connections, or fewer if descriptors are short
+    std::mutex per_client_mu;
+    // Open connections by client key, for peers that are not trusted proxies: taken by the
+    // listener, given back by each session's end, on any thread. Guarded by per_client_mu.
+    std::unordered_map<core::ip_address, std::size_t, core::ip_address_hash> per_client;
+    bool take_client_slot(const core::ip_address& key);
+    void give_client_slot(const core::ip_address& key);
 };
 
 asio::awaitable<void> server::impl::listen() {
@@ -187,28 +196,56 @@ asio::awaitable<void> server::impl::listen() {
             continue;
         }
         if (state.connections.load() >= connection_limit || state.draining.load()) {
-            refuse(socket);
+            refuse(socket, false);
             continue;
+        }
+        const auto peer = peer_address(remote);
+        std::optional<core::ip_address> counted;  // behind a trusted proxy, many clients share a peer
+        if (!resolver.is_trusted(peer)) {
+            counted = core::client_key(peer, cfg.ipv6_prefix);
+            if (!take_client_slot(*counted)) {
+                refuse(socket, true);
+                continue;
+            }
         }
         stats.connection_opened();
         socket.set_option(tcp::no_delay(true), ec);
         state.connections.fetch_add(1);
-        http::spawn_session(boost::beast::tcp_stream(std::move(socket)), peer_address(remote), handler, cfg, state,
-                            [this] { state.connections.fetch_sub(1); });
+        http::spawn_session(boost::beast::tcp_stream(std::move(socket)), peer, handler, cfg, state, [this, counted] {
+            state.connections.fetch_sub(1);
+            if (counted) give_client_slot(*counted);
+        });
     }
 }
 
-// Over --max-connections: a short 503 if the socket takes it at once, then close. Never
+bool server::impl::take_client_slot(const core::ip_address& key) {
+    std::lock_guard lock(per_client_mu);
+    auto& n = per_client[key];
+    if (n >= cfg.max_connections_per_client) return false;
+    ++n;
+    return true;
+}
+
+void server::impl::give_client_slot(const core::ip_address& key) {
+    std::lock_guard lock(per_client_mu);
+    const auto it = per_client.find(key);
+    if (it != per_client.end() && --it->second == 0) per_client.erase(it);
+}
+
+// Over --max-connections or --max-connections-per-client: a short 503 if the socket takes it at once, then close. Never
 // waits, so a flood of connections costs one accept and one close each.
 template <class Socket>
-void server::impl::refuse(Socket& socket) {
-    static const std::string kBusy = [] {
-        const std::string body =
-            R"({"type":"about:blank","title":"Service Unavailable","status":503,"detail":"too many open connections"})";
+void server::impl::refuse(Socket& socket, bool per_client_limit) {
+    static const auto busy = [](std::string_view detail) {
+        const std::string body = R"({"type":"about:blank","title":"Service Unavailable","status":503,"detail":")" +
+                                 std::string(detail) + "\"}";
         return "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/problem+json\r\nRetry-After: 1\r\n"
                "Connection: close\r\nContent-Length: " +
                std::to_string(body.size()) + "\r\n\r\n" + body;
-    }();
+    };
+    static const std::string all_busy = busy("too many open connections");
+    static const std::string client_busy = busy("too many open connections from this client");
+    const std::string& kBusy = per_client_limit ? client_busy : all_busy;
     stats.connection_refused();
     boost::system::error_code ec;
     socket.non_blocking(true, ec);

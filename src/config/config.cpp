@@ -132,6 +132,10 @@ const std::vector<option>& options() {
         {"--max-connections", "limits.max_connections", kind::integer, 1, 1000000,
          "open connections before new ones are refused (default 10000)",
          store_int<std::size_t, &settings::max_connections>()},
+        {"--max-connections-per-client", "limits.max_connections_per_client", kind::integer, 1, 1000000,
+         "open connections of one client address (not a trusted proxy) before its new ones are refused "
+         "(default 256)",
+         store_int<std::size_t, &settings::max_connections_per_client>()},
         {"--admin-token", "admin_token", kind::text, 0, 0,
          "token DELETE /cache requires as Authorization: Bearer (default: env USERAPI_ADMIN_TOKEN, else none)",
          [](settings& s, const value& v) {
@@ -323,6 +327,7 @@ std::string settings::summary() const {
       << " max_body_bytes=" << max_body_bytes << " header_timeout_ms=" << header_timeout_ms
       << " idle_timeout_ms=" << idle_timeout_ms << " request_timeout_ms=" << request_timeout_ms
       << " drain_timeout_ms=" << drain_timeout_ms << " max_connections=" << max_connections
+      << " max_connections_per_client=" << max_connections_per_client
       << " admin_token=" << (admin_token.empty() ? "unset" : "set") << " log_level=" << log_level
       << " log_format=" << log_format;
     return s.str();
@@ -392,6 +397,9 @@ load_result load(const std::vector<std::string>& args, const char* env_admin_tok
                 continue;
             }
             if (!seen.insert(name).second) throw load_error{name + ": given more than once"};
+            // An empty token would silently leave DELETE /cache open, whatever the environment says.
+            if (name == "--admin-token" && text->empty())
+                throw load_error{"--admin-token: must not be empty (leave the option out for no token)"};
             apply(s, *o, o->type == kind::flag ? value{true} : from_text(*o, *text, name), name);
         }
         if (!proxies.empty()) apply(s, *find_cli("--trusted-proxy"), proxies, "--trusted-proxy");

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "userapi/app/log.hpp"
+#include "userapi/http/body_rules.hpp"
 #include "userapi/http/problem.hpp"
 #include "userapi/http/process_metrics.hpp"
 #include "userapi/http/router.hpp"
@@ -73,11 +74,34 @@ bool constant_time_equal(std::string_view expected, std::string_view given) {
     return diff == 0;
 }
 
-bool is_json_media_type(std::string_view ct) {
-    auto media = ct.substr(0, ct.find(';'));
-    while (!media.empty() && (media.back() == ' ' || media.back() == '\t')) media.remove_suffix(1);
-    while (!media.empty() && (media.front() == ' ' || media.front() == '\t')) media.remove_prefix(1);
-    return boost::beast::iequals(media, "application/json");
+// The methods HTTP itself defines (RFC 9110, and PATCH, RFC 5789): a resource that does not
+// serve one answers 405; any other method is not implemented anywhere here (501).
+bool is_standard_method(bhttp::verb v) {
+    switch (v) {
+        case bhttp::verb::get:
+        case bhttp::verb::head:
+        case bhttp::verb::post:
+        case bhttp::verb::put:
+        case bhttp::verb::delete_:
+        case bhttp::verb::connect:
+        case bhttp::verb::options:
+        case bhttp::verb::trace:
+        case bhttp::verb::patch:
+            return true;
+        default:
+            return false;
+    }
+}
+
+// "Bearer" 1*SP token (RFC 6750 section 2.1; the scheme is case-insensitive). The token, or
+// nullopt when the credentials are not of that form.
+std::optional<std::string_view> bearer_token(std::string_view value) {
+    if (value.size() < 7 || !boost::beast::iequals(value.substr(0, 6), "Bearer") || value[6] != ' ')
+        return std::nullopt;
+    auto token = value.substr(7);
+    while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
+    if (token.empty()) return std::nullopt;
+    return token;
 }
 
 }  // namespace
@@ -150,6 +174,10 @@ asio::awaitable<void> handler::dispatch(exchange& x) {
     auto& res = x.res;
     if (!admit(x)) co_return;
     const auto verb = x.req.method();
+    if (!is_standard_method(verb)) {
+        set_problem(res, 501, "method " + clip(x.req.method_string()) + " is not implemented");
+        co_return;
+    }
     const bool read_verb = verb == bhttp::verb::get || verb == bhttp::verb::head;
     auto wrong_method = [&] {
         res.set(field::allow, allowed_methods(x.match.which));
@@ -277,9 +305,8 @@ asio::awaitable<void> handler::get_user(exchange& x) {
 
 asio::awaitable<void> handler::create_user(exchange& x) {
     auto& res = x.res;
-    const auto ct = x.req.find(field::content_type);
-    if (ct == x.req.end() || !is_json_media_type(ct->value())) {
-        set_problem(res, 415, "Content-Type must be application/json");
+    if (auto bad = body_problem(x.req, {"application/json"})) {
+        set_problem(res, bad.status, bad.detail);
         co_return;
     }
     auto parsed = service::parse_new_user(x.req.body());
@@ -304,14 +331,18 @@ asio::awaitable<void> handler::create_user(exchange& x) {
 void handler::delete_cache(exchange& x) {
     auto& res = x.res;
     if (!cfg_.admin_token.empty()) {
+        if (x.req.count(field::authorization) > 1) {
+            set_problem(res, 400, "more than one Authorization field");
+            return;
+        }
         const auto auth = x.req.find(field::authorization);
-        const auto value = auth == x.req.end() ? std::string_view{} : std::string_view(auth->value());
-        if (value.size() < 7 || !boost::beast::iequals(value.substr(0, 7), "Bearer ")) {
+        const auto token = bearer_token(auth == x.req.end() ? std::string_view{} : std::string_view(auth->value()));
+        if (!token) {
             res.set(field::www_authenticate, "Bearer");
             set_problem(res, 401, "DELETE /cache needs Authorization: Bearer <admin token>");
             return;
         }
-        if (!constant_time_equal(cfg_.admin_token, value.substr(7))) {
+        if (!constant_time_equal(cfg_.admin_token, *token)) {
             set_problem(res, 403, "the admin token is not valid");
             return;
         }

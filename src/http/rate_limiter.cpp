@@ -11,9 +11,9 @@ core::bucket_state rate_limiter::acquire(const core::ip_address& client) {
     std::lock_guard lock(s.mu);
     auto it = s.index.find(client);
     if (it == s.index.end()) {
-        if (s.index.size() >= per_shard_) {
-            s.index.erase(s.lru.back().key);
-            s.lru.pop_back();
+        if (s.index.size() >= per_shard_ && !make_room(s, now)) {
+            if (!s.overflow) s.overflow.emplace(policy_, now);
+            return s.overflow->try_acquire(policy_, now);
         }
         s.lru.push_front(entry{client, core::token_bucket(policy_, now)});
         it = s.index.emplace(client, s.lru.begin()).first;
@@ -21,6 +21,20 @@ core::bucket_state rate_limiter::acquire(const core::ip_address& client) {
         s.lru.splice(s.lru.begin(), s.lru, it->second);
     }
     return it->second->bucket.try_acquire(policy_, now);
+}
+
+// Drops one bucket that is full again, looking from the least recently used end.
+bool rate_limiter::make_room(shard& s, core::steady_time now) {
+    std::size_t looked = 0;
+    for (auto it = s.lru.end(); it != s.lru.begin() && looked < kEvictionScan; ++looked) {
+        --it;
+        if (it->bucket.is_full(policy_, now)) {
+            s.index.erase(it->key);
+            s.lru.erase(it);
+            return true;
+        }
+    }
+    return false;
 }
 
 std::size_t rate_limiter::reclaim_idle() {

@@ -54,17 +54,11 @@ refusal from_parse_error(const boost::system::error_code& ec, bool header_done, 
     return {400, header_done ? "malformed HTTP request body" : "malformed HTTP request"};
 }
 
-// Moves the trailer fields (those after the first `header_fields`) out of the request: nothing
-// here reads them, and a trailer must never pose as a header. Returns the trailer section's size.
-std::size_t drop_trailers(request& req, std::size_t header_fields) {
-    auto it = req.begin();
-    for (std::size_t i = 0; i < header_fields && it != req.end(); ++i) ++it;
-    std::size_t bytes = 2;  // the empty line that ends the section
-    while (it != req.end()) {
-        bytes += it->name_string().size() + 2 + it->value().size() + 2;
-        it = req.erase(it);
-    }
-    return bytes;
+// Bytes the fields of `req` take on the wire, line ends included.
+std::size_t field_bytes(const bhttp::fields& req) {
+    std::size_t n = 0;
+    for (const auto& f : req) n += f.name_string().size() + 2 + f.value().size() + 2;
+    return n;
 }
 
 // Reads one request into `parser`. Every byte counts against a limit as it arrives: the header
@@ -76,7 +70,8 @@ asio::awaitable<incoming> read_request(Stream& stream, beast::flat_buffer& buffe
                                        std::size_t max_body) {
     parser.header_limit(kHeaderSectionLimit);
     parser.body_limit(max_body);
-    std::size_t header_bytes = 0, extension_bytes = 0, header_fields = 0;
+    std::size_t header_bytes = 0, extension_bytes = 0;
+    std::optional<bhttp::request_header<>> header;  // of a chunked request, to drop its trailers
     bool header_done = false, at_chunk_line = false;
     auto count_extensions = [&extension_bytes](std::uint64_t, std::string_view ext, boost::system::error_code& ec) {
         extension_bytes += ext.size();
@@ -102,7 +97,7 @@ asio::awaitable<incoming> read_request(Stream& stream, beast::flat_buffer& buffe
                 if (header_bytes > kHeaderSectionLimit)
                     co_return incoming{incoming::refused, from_parse_error(bhttp::error::header_limit, true, max_body)};
                 if (auto r = check_header(parser.get())) co_return incoming{incoming::refused, r};
-                header_fields = static_cast<std::size_t>(std::distance(parser.get().begin(), parser.get().end()));
+                if (parser.chunked()) header.emplace(parser.get().base());
                 if (!parser.is_done() && beast::iequals(parser.get()[field::expect], "100-continue")) {
                     static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
                     auto [wec, wn] = co_await asio::async_write(stream, asio::buffer(cont), use_tuple);
@@ -111,10 +106,16 @@ asio::awaitable<incoming> read_request(Stream& stream, beast::flat_buffer& buffe
                 parser.eager(true);  // from here on, parse as much of the body as has arrived
             }
             if (parser.is_done()) {
-                if (parser.chunked() && drop_trailers(parser.get(), header_fields) > kTrailerSectionLimit)
-                    co_return incoming{
-                        incoming::refused,
-                        {431, "trailer section exceeds " + std::to_string(kTrailerSectionLimit) + " bytes"}};
+                // Trailers are read and dropped: nothing here uses them, and a trailer must never
+                // pose as a header. Beast files them among the header fields, so restore those.
+                if (header) {
+                    const auto trailer_bytes = field_bytes(parser.get()) - field_bytes(*header) + 2;
+                    parser.get().base() = std::move(*header);
+                    if (trailer_bytes > kTrailerSectionLimit)
+                        co_return incoming{
+                            incoming::refused,
+                            {431, "trailer section exceeds " + std::to_string(kTrailerSectionLimit) + " bytes"}};
+                }
                 co_return incoming{incoming::complete, {}};
             }
             if (need_more && !header_done && header_bytes + buffer.size() >= kHeaderSectionLimit)

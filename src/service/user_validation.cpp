@@ -39,7 +39,55 @@ std::string string_member_error(const json& obj, const char* field) {
     return {};
 }
 
+// Decodes valid UTF-8 (the JSON parser has checked it) into code points.
+template <class F>
+void for_each_code_point(std::string_view s, F f) {
+    for (std::size_t i = 0; i < s.size();) {
+        const auto b = static_cast<unsigned char>(s[i]);
+        const int len = b < 0x80 ? 1 : b < 0xE0 ? 2 : b < 0xF0 ? 3 : 4;
+        char32_t cp = len == 1 ? b : len == 2 ? b & 0x1F : len == 3 ? b & 0x0F : b & 0x07;
+        for (int k = 1; k < len && i + static_cast<std::size_t>(k) < s.size(); ++k)
+            cp = cp << 6 | (static_cast<unsigned char>(s[i + static_cast<std::size_t>(k)]) & 0x3F);
+        f(cp);
+        i += static_cast<std::size_t>(len);
+    }
+}
+
+// Embedding, override and isolate controls: they reorder how the text around them displays.
+bool is_bidi_control(char32_t c) { return (c >= 0x202A && c <= 0x202E) || (c >= 0x2066 && c <= 0x2069); }
+
+bool is_control(char32_t c) { return c < 0x20 || (c >= 0x7F && c <= 0x9F); }
+
+// Code points that show nothing: white space, and format or default-ignorable characters
+// (zero-width spaces and joiners, soft hyphen, variation selectors, fillers, tags).
+bool is_invisible(char32_t c) {
+    static constexpr std::pair<char32_t, char32_t> ranges[] = {
+        {0x0009, 0x000D},   {0x0020, 0x0020},   {0x0085, 0x0085},   {0x00A0, 0x00A0}, {0x00AD, 0x00AD},
+        {0x034F, 0x034F},   {0x061C, 0x061C},   {0x115F, 0x1160},   {0x1680, 0x1680}, {0x17B4, 0x17B5},
+        {0x180B, 0x180F},   {0x2000, 0x200F},   {0x2028, 0x202F},   {0x205F, 0x206F}, {0x3000, 0x3000},
+        {0x3164, 0x3164},   {0xFE00, 0xFE0F},   {0xFEFF, 0xFEFF},   {0xFFA0, 0xFFA0}, {0xFFF0, 0xFFF8},
+        {0x1BCA0, 0x1BCA3}, {0x1D173, 0x1D17A}, {0xE0000, 0xE0FFF},
+    };
+    for (const auto& [lo, hi] : ranges)
+        if (c >= lo && c <= hi) return true;
+    return false;
+}
+
 }  // namespace
+
+std::string name_problem(std::string_view name) {
+    if (utf8_length(name) > kMaxNameChars) return "name must be at most 100 characters";
+    bool control = false, bidi = false, visible = false;
+    for_each_code_point(name, [&](char32_t c) {
+        control = control || is_control(c);
+        bidi = bidi || is_bidi_control(c);
+        visible = visible || !is_invisible(c);
+    });
+    if (control) return "name must not contain control characters";
+    if (bidi) return "name must not contain bidirectional control characters (U+202A-U+202E, U+2066-U+2069)";
+    if (!visible) return "name must not be blank or made only of invisible characters";
+    return {};
+}
 
 std::size_t utf8_length(std::string_view text) {
     return static_cast<std::size_t>(
@@ -104,12 +152,7 @@ std::variant<new_user, invalid_user> parse_new_user(std::string_view body) {
     if (auto e = string_member_error(obj, "name"); !e.empty()) return invalid_user{e};
     if (auto e = string_member_error(obj, "email"); !e.empty()) return invalid_user{e};
     new_user u{obj["name"].get<std::string>(), obj["email"].get<std::string>()};
-    if (utf8_length(u.name) > kMaxNameChars) return invalid_user{"name must be at most 100 characters"};
-    if (std::all_of(u.name.begin(), u.name.end(), [](char c) { return c == ' ' || c == '\t'; }))
-        return invalid_user{"name must not be blank"};
-    if (std::any_of(u.name.begin(), u.name.end(),
-                    [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }))
-        return invalid_user{"name must not contain control characters"};
+    if (auto e = name_problem(u.name); !e.empty()) return invalid_user{e};
     if (u.email.size() > kMaxEmailChars) return invalid_user{"email must be at most 254 characters"};
     if (!is_valid_email(u.email)) return invalid_user{"email must look like local@domain.tld"};
     return u;

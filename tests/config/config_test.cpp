@@ -77,6 +77,23 @@ TEST(Config, AdminTokenPrecedence) {
     EXPECT_EQ(load({"--config", write_file(R"({"admin_token": "file"})")}, "env").config->admin_token, "env");
 }
 
+// An empty --admin-token would silently open DELETE /cache: it is an error, also when the
+// environment holds a token. The config file's "" (its default) means no token.
+TEST(Config, EmptyAdminTokenOnTheCommandLineIsAnError) {
+    expect_rejected({"--admin-token", ""}, "--admin-token");
+    expect_rejected({"--admin-token="}, "--admin-token");
+    auto r = load({"--admin-token", ""}, "from-env");
+    EXPECT_FALSE(r.config);
+    EXPECT_EQ(r.exit_code, 2);
+    EXPECT_EQ(load({"--config", write_file(R"({"admin_token": ""})")}, "env").config->admin_token, "env");
+}
+
+TEST(Config, MaxConnectionsPerClient) {
+    EXPECT_EQ(load({}, nullptr).config->max_connections_per_client, 256u);
+    EXPECT_EQ(load({"--max-connections-per-client", "4"}, nullptr).config->max_connections_per_client, 4u);
+    expect_rejected({"--max-connections-per-client", "0"}, "--max-connections-per-client");
+}
+
 TEST(Config, BadCommandLinesExit2NamingTheCulprit) {
     expect_rejected({"--no-such-option"}, "no-such-option");
     expect_rejected({"--port"}, "--port");

@@ -29,8 +29,7 @@ TEST(RateLimiter, BucketPerClient) {
     EXPECT_EQ(l.size(), 2u);
 }
 
-// The table never holds more than max_clients (rounded up per shard); the least recently
-// used bucket makes room.
+// The table never holds more than max_clients (rounded up per shard).
 TEST(RateLimiter, TableIsBounded) {
     core::manual_clock clock;
     http::rate_limiter l(clock, {5, 10.0 / 60}, 160);
@@ -69,4 +68,43 @@ TEST(RateLimiter, Ipv4ClientsSpreadOverTheWholeTable) {
         l.acquire(a);
     }
     EXPECT_EQ(l.size(), 50000u);
+}
+
+namespace {
+
+core::ip_address nth(std::uint32_t i) {
+    core::ip_address a = ip("10.0.0.0");
+    a.bytes[13] = static_cast<std::uint8_t>(i >> 16);
+    a.bytes[14] = static_cast<std::uint8_t>(i >> 8);
+    a.bytes[15] = static_cast<std::uint8_t>(i);
+    return a;
+}
+
+}  // namespace
+
+// A full table never gives a refused client a fresh burst: a flood of newcomers cannot push
+// its empty bucket out.
+TEST(RateLimiter, FloodOfNewcomersDoesNotRefillARefusedClient) {
+    core::manual_clock clock;
+    http::rate_limiter l(clock, {5, 10.0 / 60}, 1000);
+    const auto victim = ip("192.0.2.7");
+    EXPECT_EQ(allowed(l, victim, 6), 5);
+    for (std::uint32_t i = 0; i < 5000; ++i) l.acquire(nth(i));
+    EXPECT_LE(l.size(), 1008u);
+    EXPECT_EQ(allowed(l, victim, 5), 0) << "the refused client got new tokens";
+}
+
+// With no bucket full again, newcomers share one overflow bucket per shard: the limit for
+// them stays conservative. Once buckets refill, newcomers take their places again.
+TEST(RateLimiter, NewcomersShareAnOverflowBucketUntilBucketsRefill) {
+    core::manual_clock clock;
+    http::rate_limiter l(clock, {5, 10.0 / 60}, 16);  // one bucket per shard
+    for (std::uint32_t i = 0; i < 2000; ++i) l.acquire(nth(i));
+    EXPECT_EQ(l.size(), 16u);
+    int admitted = 0;
+    for (std::uint32_t i = 2000; i < 4000; ++i) admitted += l.acquire(nth(i)).allowed ? 1 : 0;
+    EXPECT_LE(admitted, 16 * 5) << "newcomers got more than one burst per shard";
+    clock.advance(31s);  // every bucket is full again
+    EXPECT_TRUE(l.acquire(nth(5000)).allowed);
+    EXPECT_EQ(allowed(l, nth(5000), 5), 4) << "a newcomer has its own full bucket again";
 }

@@ -14,87 +14,10 @@
 #include <regex>
 
 #include "support/http_client.hpp"
+#include "support/process.hpp"
 
 using namespace std::chrono_literals;
 using namespace userapi::testing;
-
-extern char** environ;
-
-namespace {
-
-// A running userapi process; killed if the test did not end it.
-class process {
-public:
-    explicit process(std::vector<std::string> args) {
-        int out[2];
-        if (pipe(out) != 0) throw std::runtime_error("pipe");
-        posix_spawn_file_actions_t fa;
-        posix_spawn_file_actions_init(&fa);
-        posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-        posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-        posix_spawn_file_actions_addclose(&fa, out[0]);
-        args.insert(args.begin(), USERAPI_BINARY);
-        std::vector<char*> argv;
-        for (auto& a : args) argv.push_back(a.data());
-        argv.push_back(nullptr);
-        if (posix_spawn(&pid_, USERAPI_BINARY, &fa, nullptr, argv.data(), environ) != 0)
-            throw std::runtime_error("spawn");
-        posix_spawn_file_actions_destroy(&fa);
-        ::close(out[1]);
-        out_ = out[0];
-    }
-    ~process() {
-        if (pid_ > 0) {
-            kill(pid_, SIGKILL);
-            waitpid(pid_, nullptr, 0);
-        }
-        ::close(out_);
-    }
-    // Everything written to stdout until `pattern` matches or `limit` passes.
-    std::string read_until(const std::regex& pattern, std::chrono::milliseconds limit = 10s) {
-        const auto deadline = std::chrono::steady_clock::now() + limit;
-        while (!std::regex_search(stdout_, pattern)) {
-            const auto left =
-                std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-            if (left <= 0ms) break;
-            pollfd p{out_, POLLIN, 0};
-            if (poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
-            char buf[4096];
-            const auto n = ::read(out_, buf, sizeof buf);
-            if (n <= 0) break;
-            stdout_.append(buf, static_cast<std::size_t>(n));
-        }
-        return stdout_;
-    }
-    // Exit status, or -1 if still running after `limit`.
-    int wait_exit(std::chrono::milliseconds limit) {
-        const auto deadline = std::chrono::steady_clock::now() + limit;
-        while (std::chrono::steady_clock::now() < deadline) {
-            int status = 0;
-            if (waitpid(pid_, &status, WNOHANG) == pid_) {
-                pid_ = -1;
-                return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-            }
-            std::this_thread::sleep_for(10ms);
-        }
-        return -1;
-    }
-    void signal(int sig) { kill(pid_, sig); }
-
-private:
-    pid_t pid_ = -1;
-    int out_ = -1;
-    std::string stdout_;
-};
-
-std::uint16_t listening_port(process& p) {
-    std::smatch m;
-    const auto out = p.read_until(std::regex(R"(listening on http://127\.0\.0\.1:(\d+))"));
-    if (!std::regex_search(out, m, std::regex(R"(listening on http://127\.0\.0\.1:(\d+))"))) return 0;
-    return static_cast<std::uint16_t>(std::stoi(m[1]));
-}
-
-}  // namespace
 
 TEST(Process, HelpVersionAndBadOptions) {
     EXPECT_EQ(process({"--help"}).wait_exit(5s), 0);
@@ -188,4 +111,40 @@ TEST(Process, UnusableDataFileExits2) {
     std::getline(in, content);
     EXPECT_EQ(content, "not a database");
     EXPECT_EQ(process({"--port", "0", "--data", "/proc/userapi-cannot-be-here/users.db"}).wait_exit(5s), 2);
+}
+
+// Was an abort and then 1.2 GB: floods of trailers and of chunk extensions are refused once
+// past their limits, the process's memory barely moves, and it keeps serving.
+TEST(Process, FloodsOfTrailersAndExtensionsDoNotGrowMemory) {
+    process p({"--port", "0", "--no-rate-limit", "--log-level", "warn", "--data", ":memory:"});
+    const auto port = listening_port(p);
+    ASSERT_NE(port, 0);
+    for (int i = 0; i < 20; ++i) ASSERT_EQ(request(port, "GET", "/users/1").status, 200);
+    const long before = resident_kib(p.pid());
+    ASSERT_GT(before, 0);
+    const std::string head = "GET /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+    std::string fields;
+    for (int i = 0; i < 4096; ++i) fields += "a:b\r\n";
+    {
+        connection c(port);
+        c.send(head + "0\r\n");
+        c.stream(fields, 20u << 20);
+        EXPECT_EQ(c.read_response().status, 431);
+    }
+    {
+        connection c(port);
+        c.send(head + "1;");
+        c.stream(std::string(64 * 1024, 'e'), 30u << 20);
+        EXPECT_EQ(c.read_response().status, 400);
+    }
+    const long after = resident_kib(p.pid());
+    EXPECT_LT(after - before, 16 * 1024) << "RSS grew from " << before << " KiB to " << after << " KiB";
+    EXPECT_EQ(request(port, "GET", "/healthz").status, 200);
+}
+
+// An empty --admin-token would open DELETE /cache: exit 2, even with a token in the environment.
+TEST(Process, EmptyAdminTokenExits2) {
+    ::setenv("USERAPI_ADMIN_TOKEN", "from-env", 1);
+    EXPECT_EQ(process({"--port", "0", "--admin-token", ""}).wait_exit(5s), 2);
+    ::unsetenv("USERAPI_ADMIN_TOKEN");
 }

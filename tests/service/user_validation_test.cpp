@@ -95,3 +95,17 @@ TEST(UserValidation, RejectsOtherMembers) {
 TEST(UserValidation, RejectsDuplicateMembers) {
     EXPECT_TRUE(names(rejection(R"({"name":"x","name":"y","email":"a@example.org"})"), "name"));
 }
+
+// A name must show something: only invisible characters (zero-width spaces, joiners, no-break
+// spaces, fillers) is as blank as spaces; bidirectional controls, which reorder the text
+// around them, are refused anywhere.
+TEST(UserValidation, InvisibleNamesAndBidiControlsAreRejected) {
+    for (auto n : {"\u200B\u200B", "\u00A0", "\u200D\u2060", "\uFEFF", "\u3164", "\u3000 \u2003"})
+        EXPECT_TRUE(names(name_problem(n), "name")) << "invisible only: " << n;
+    for (auto n : {"abc\u202Efdp.exe", "\u202Aa", "x\u2066y\u2069", "\u202Dz"})
+        EXPECT_TRUE(names(name_problem(n), "name")) << "bidi control: " << n;
+    EXPECT_TRUE(names(name_problem("a\u0085b"), "name")) << "a C1 control";
+    for (auto n : {"Zoë", "李小龙", "a\u200Bb", "José\u00A0María", "\u05E9\u05DC\u05D5\u05DD", "👩‍💻"})
+        EXPECT_EQ(name_problem(n), "") << n;
+    EXPECT_TRUE(names(rejection(body("\\u200b\\u200b", "a@example.org")), "name")) << "through the JSON body";
+}

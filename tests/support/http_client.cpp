@@ -43,7 +43,7 @@ std::string raw_request(std::string_view method, std::string_view target, const 
     return out;
 }
 
-connection::connection(std::uint16_t port, std::chrono::milliseconds timeout) {
+connection::connection(std::uint16_t port, std::chrono::milliseconds timeout, const char* source) {
     fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
     if (fd_ < 0) throw std::runtime_error("socket() failed");
     timeval tv{static_cast<time_t>(timeout.count() / 1000), static_cast<suseconds_t>((timeout.count() % 1000) * 1000)};
@@ -51,6 +51,15 @@ connection::connection(std::uint16_t port, std::chrono::milliseconds timeout) {
     ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     int one = 1;
     ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (source) {
+        sockaddr_in from{};
+        from.sin_family = AF_INET;
+        if (::inet_pton(AF_INET, source, &from.sin_addr) != 1 ||
+            ::bind(fd_, reinterpret_cast<sockaddr*>(&from), sizeof from) != 0) {
+            ::close(fd_);
+            throw std::runtime_error(std::string("cannot bind to ") + source);
+        }
+    }
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_port = htons(port);
@@ -75,6 +84,21 @@ bool connection::send(std::string_view bytes) {
         bytes.remove_prefix(static_cast<std::size_t>(n));
     }
     return true;
+}
+
+bool connection::readable(std::chrono::milliseconds timeout) {
+    if (!buf_.empty()) return true;
+    pollfd p{fd_, POLLIN, 0};
+    return ::poll(&p, 1, static_cast<int>(timeout.count())) > 0;
+}
+
+std::size_t connection::stream(std::string_view piece, std::size_t total) {
+    std::size_t sent = 0;
+    while (sent < total && !readable(std::chrono::milliseconds(0))) {
+        if (!send(piece)) break;
+        sent += piece.size();
+    }
+    return sent;
 }
 
 bool connection::fill() {

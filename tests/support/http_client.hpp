@@ -31,7 +31,9 @@ std::string raw_request(std::string_view method, std::string_view target, const 
 
 class connection {
 public:
-    explicit connection(std::uint16_t port, std::chrono::milliseconds timeout = std::chrono::seconds(10));
+    // `source`: a loopback address to connect from ("127.0.0.2"), so one test can be several clients.
+    explicit connection(std::uint16_t port, std::chrono::milliseconds timeout = std::chrono::seconds(10),
+                        const char* source = nullptr);
     ~connection();
     connection(const connection&) = delete;
     connection& operator=(const connection&) = delete;
@@ -40,6 +42,11 @@ public:
     bool send(std::string_view bytes);
     // Throws std::runtime_error on close, reset, timeout or a malformed response.
     http_response read_response(bool head = false);
+    // True when a response (or a close) is waiting to be read within `timeout`.
+    bool readable(std::chrono::milliseconds timeout);
+    // Sends up to `total` bytes of `piece` repeated, stopping early once the server answers or
+    // closes: how a test streams a flood the server should refuse before it ends.
+    std::size_t stream(std::string_view piece, std::size_t total);
     // True if the server closes (FIN or reset) within `timeout` without sending anything more.
     bool closed_by_peer(std::chrono::milliseconds timeout);
     void close();

@@ -37,6 +37,7 @@ struct settings {
     std::int64_t request_timeout_ms = 30000;
     std::int64_t drain_timeout_ms = 10000;
     std::size_t max_connections = 10000;
+    std::size_t max_connections_per_client = 256;  // TCP peers outside trusted_proxies, by client key
 
     std::string admin_token;  // empty: DELETE /cache is open
     std::string log_level = "info";

@@ -2,14 +2,20 @@
 //
 // Thread-safe: the table is split into shards by key hash, each guarded by its own mutex, so
 // requests of different clients rarely contend. Each shard keeps its buckets in recency
-// order; when a shard is full its least recently used bucket is dropped. Buckets that have
-// refilled completely carry no state, and reclaim_idle() drops them.
+// order. Buckets that have refilled completely carry no state, and reclaim_idle() drops them.
+//
+// A full table never hands a client new tokens: dropping a bucket that is not full would let
+// its client start again with a full one. So a newcomer to a full shard takes the place of a
+// bucket that is full again (among the least recently used), and when there is none it
+// shares the shard's overflow bucket with every other newcomer that found no room: while the
+// table is full, clients it cannot hold get one client's allowance between them.
 #pragma once
 
 #include <array>
 #include <cstddef>
 #include <list>
 #include <mutex>
+#include <optional>
 #include <unordered_map>
 
 #include "userapi/core/clock.hpp"
@@ -37,11 +43,16 @@ private:
         core::ip_address key;
         core::token_bucket bucket;
     };
+    // Least recently used buckets a newcomer looks at for one that is full again.
+    static constexpr std::size_t kEvictionScan = 32;
     struct shard {
         mutable std::mutex mu;
-        std::list<entry> lru;  // guarded by mu; most recently used first
+        std::optional<core::token_bucket> overflow;  // guarded by mu; made when first needed
+        std::list<entry> lru;                        // guarded by mu; most recently used first
         std::unordered_map<core::ip_address, std::list<entry>::iterator, core::ip_address_hash> index;  // guarded by mu
     };
+
+    bool make_room(shard& s, core::steady_time now);  // with s.mu held
 
     const core::clock& clock_;
     const core::bucket_policy policy_;

@@ -19,6 +19,10 @@ struct invalid_user {
 // A JSON object with exactly the string members "name" and "email", valid UTF-8.
 std::variant<new_user, invalid_user> parse_new_user(std::string_view body);
 
+// "" when `name` (valid UTF-8) is acceptable: at most 100 code points, no control or
+// bidirectional control characters, at least one visible character. Else why not.
+std::string name_problem(std::string_view name);
+
 // local@domain.tld, ASCII, at most 254 characters.
 bool is_valid_email(std::string_view email);
 
