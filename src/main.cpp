@@ -5,9 +5,9 @@
 #include <optional>
 #include <system_error>
 
-#include "userapi/app/log.hpp"
 #include "userapi/app/server.hpp"
 #include "userapi/config/config.hpp"
+#include "userapi/log/log.hpp"
 #include "userapi/service/user_repository.hpp"
 
 int main(int argc, char** argv) {
@@ -19,8 +19,8 @@ int main(int argc, char** argv) {
         return loaded.exit_code;
     }
     const auto& cfg = *loaded.config;
-    app::setup_logging(cfg.log_level, cfg.log_format);
-    app::log_line(spdlog::level::info, "starting userapi: " + cfg.summary());
+    log::setup_logging(cfg.log_level, cfg.log_format);
+    log::log_line(spdlog::level::info, "starting userapi: " + cfg.summary());
     try {
         std::optional<app::server> srv;
         try {
@@ -28,19 +28,19 @@ int main(int argc, char** argv) {
             srv->start();
         } catch (const service::storage_error& e) {
             // An unusable --data file is a configuration error: say so and exit 2.
-            app::log_event(spdlog::level::critical, "unusable --data", {{"error", e.what()}});
+            log::log_event(spdlog::level::critical, "unusable --data", {{"error", e.what()}});
             std::cerr << "userapi: --data " << e.what() << std::endl;
             return 2;
         }
         std::cout << "listening on " << srv->url() << std::endl;
         srv->wait();
     } catch (const std::system_error& e) {
-        app::log_event(
+        log::log_event(
             spdlog::level::critical, "cannot serve",
             {{"address", cfg.address}, {"port", std::to_string(cfg.port), true}, {"error", e.code().message()}});
         return 1;
     }
-    app::log_line(spdlog::level::info, "stopped");
+    log::log_line(spdlog::level::info, "stopped");
     spdlog::shutdown();
     return 0;
 }

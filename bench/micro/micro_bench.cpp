@@ -6,9 +6,9 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 
-#include "userapi/app/log.hpp"
 #include "userapi/core/single_flight.hpp"
 #include "userapi/http/handler.hpp"
+#include "userapi/log/log.hpp"
 #include "userapi/service/memory_user_repository.hpp"
 
 using namespace std::chrono_literals;
@@ -80,7 +80,7 @@ BENCHMARK(BM_SingleFlightJoinComplete);
 // GET /users/1 answered from the cache, through routing, rate limiting off, the handler and
 // response assembly: everything but the socket.
 void BM_HandlerCachedGet(benchmark::State& state) {
-    static bool logging = (app::setup_logging("warn", "text"), true);
+    static bool logging = (log::setup_logging("warn", "text"), true);
     (void)logging;
     config::settings cfg;
     core::manual_clock clock;
@@ -88,8 +88,8 @@ void BM_HandlerCachedGet(benchmark::State& state) {
     service::memory_user_repository repo;
     service::seed_users(repo, 10);
     service::user_cache cache(clock, 100, 60s);
-    service::db_queue db(ioc, 0ms, 100);
-    service::user_service users(cache, db, repo);
+    service::db_queue db(ioc, clock, 0ms, 100);
+    service::user_service users(cache, db, repo, clock);
     core::client_resolver resolver({}, 64);
     http::metrics stats;
     http::server_state server_state;

@@ -20,10 +20,10 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 
-#include "userapi/app/log.hpp"
 #include "userapi/core/client_resolver.hpp"
 #include "userapi/http/handler.hpp"
 #include "userapi/http/session.hpp"
+#include "userapi/log/log.hpp"
 #include "userapi/service/db_queue.hpp"
 #include "userapi/service/sqlite_user_repository.hpp"
 #include "userapi/service/user_cache.hpp"
@@ -32,6 +32,9 @@
 namespace userapi::app {
 
 namespace asio = boost::asio;
+using log::log_enabled;
+using log::log_event;
+using log::log_line;
 using tcp = asio::ip::tcp;
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
@@ -111,8 +114,8 @@ struct server::impl {
           db_ioc(1),
           repo(r ? std::move(r) : std::make_unique<service::sqlite_user_repository>(cfg.db_path)),
           cache(clock, cfg.cache_capacity, std::chrono::milliseconds(cfg.cache_ttl_ms)),
-          db(db_ioc, std::chrono::milliseconds(cfg.db_latency_ms), cfg.db_queue_limit),
-          users(cache, db, *repo, std::chrono::milliseconds(cfg.request_timeout_ms)),
+          db(db_ioc, clock, std::chrono::milliseconds(cfg.db_latency_ms), cfg.db_queue_limit),
+          users(cache, db, *repo, clock, std::chrono::milliseconds(cfg.request_timeout_ms)),
           limiter(clock, make_policy(cfg), cfg.max_clients),
           resolver(make_resolver(cfg)),
           handler(cfg, users, cfg.rate_limit_enabled ? &limiter : nullptr, resolver, stats, state) {}

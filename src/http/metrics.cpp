@@ -7,12 +7,6 @@ namespace {
 
 constexpr const char* kMethodNames[kMethodCount] = {"GET", "HEAD", "POST", "DELETE", "OTHER"};
 
-void append_number(std::string& out, double v) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.9g", v);
-    out += buf;
-}
-
 }  // namespace
 
 metrics::shard& metrics::mine() {
@@ -57,54 +51,40 @@ double metrics::average_ms() const {
     return n ? static_cast<double>(ns) / 1e6 / static_cast<double>(n) : 0.0;
 }
 
-void metrics::render(std::string& out) const {
-    out +=
-        "# HELP http_requests_total HTTP requests answered, by method, route pattern and status code.\n"
-        "# TYPE http_requests_total counter\n";
+void metrics::render(prometheus_writer& w) const {
+    w.family("http_requests_total", "counter", "HTTP requests answered, by method, route pattern and status code.");
     for (int r = 0; r < kRouteCount; ++r)
         for (int m = 0; m < kMethodCount; ++m)
             for (int st = 0; st < kStatusCount; ++st) {
                 const int idx = (r * kMethodCount + m) * kStatusCount + st;
                 const auto v = sum([idx](const shard& s) -> const counter& { return s.requests[idx]; });
                 if (!v) continue;
-                out += "http_requests_total{method=\"";
-                out += kMethodNames[m];
-                out += "\",route=\"";
-                out += route_pattern(static_cast<route>(r));
-                out += "\",code=\"" + (kStatuses[st] ? std::to_string(kStatuses[st]) : std::string("other")) + "\"} " +
-                       std::to_string(v) + "\n";
+                const auto code = kStatuses[st] ? std::to_string(kStatuses[st]) : std::string("other");
+                w.sample("http_requests_total",
+                         {{"method", kMethodNames[m]}, {"route", route_pattern(static_cast<route>(r))}, {"code", code}},
+                         static_cast<double>(v));
             }
-    out +=
-        "# HELP http_request_duration_seconds Time from a request's last byte to its response.\n"
-        "# TYPE http_request_duration_seconds histogram\n";
+    w.family("http_request_duration_seconds", "histogram", "Time from a request's last byte to its response.");
     std::uint64_t cumulative = 0;
+    char le[32];
     for (std::size_t b = 0; b <= kBuckets.size(); ++b) {
         cumulative += sum([b](const shard& s) -> const counter& { return s.buckets[b]; });
-        out += "http_request_duration_seconds_bucket{le=\"";
         if (b < kBuckets.size())
-            append_number(out, kBuckets[b]);
+            std::snprintf(le, sizeof le, "%g", kBuckets[b]);
         else
-            out += "+Inf";
-        out += "\"} " + std::to_string(cumulative) + "\n";
+            std::snprintf(le, sizeof le, "+Inf");
+        w.sample("http_request_duration_seconds_bucket", {{"le", le}}, static_cast<double>(cumulative));
     }
-    out += "http_request_duration_seconds_sum ";
-    append_number(out, static_cast<double>(sum([](const shard& s) -> const counter& { return s.duration_ns; })) / 1e9);
-    out += "\nhttp_request_duration_seconds_count " + std::to_string(cumulative) + "\n";
-    out +=
-        "# HELP userapi_rate_limited_requests_total Requests refused with 429.\n"
-        "# TYPE userapi_rate_limited_requests_total counter\n"
-        "userapi_rate_limited_requests_total " +
-        std::to_string(rate_limited_total()) + "\n";
-    out +=
-        "# HELP userapi_connections_accepted_total TCP connections accepted.\n"
-        "# TYPE userapi_connections_accepted_total counter\n"
-        "userapi_connections_accepted_total " +
-        std::to_string(sum([](const shard& s) -> const counter& { return s.connections_accepted; })) + "\n";
-    out +=
-        "# HELP userapi_connections_refused_total Connections closed at once because of --max-connections.\n"
-        "# TYPE userapi_connections_refused_total counter\n"
-        "userapi_connections_refused_total " +
-        std::to_string(sum([](const shard& s) -> const counter& { return s.connections_refused; })) + "\n";
+    w.sample("http_request_duration_seconds_sum",
+             static_cast<double>(sum([](const shard& s) -> const counter& { return s.duration_ns; })) / 1e9);
+    w.sample("http_request_duration_seconds_count", static_cast<double>(cumulative));
+    w.counter("userapi_rate_limited_requests_total", "Requests refused with 429.",
+              static_cast<double>(rate_limited_total()));
+    w.counter("userapi_connections_accepted_total", "TCP connections accepted.",
+              static_cast<double>(sum([](const shard& s) -> const counter& { return s.connections_accepted; })));
+    w.counter("userapi_connections_refused_total",
+              "Connections closed at once because of --max-connections or --max-connections-per-client.",
+              static_cast<double>(sum([](const shard& s) -> const counter& { return s.connections_refused; })));
 }
 
 }  // namespace userapi::http

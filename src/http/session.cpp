@@ -12,8 +12,8 @@
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
 
-#include "userapi/app/log.hpp"
 #include "userapi/http/framing.hpp"
+#include "userapi/log/log.hpp"
 
 namespace userapi::http {
 
@@ -271,7 +271,7 @@ void spawn_session(Stream stream, core::ip_address peer, request_handler& h, con
                                what = x.what();
                            } catch (...) {
                            }
-                           app::log_event(spdlog::level::err, "connection closed by an internal error",
+                           log::log_event(spdlog::level::err, "connection closed by an internal error",
                                           {{"request_id", ctx->request_id}, {"error", what}});
                        }
                        if (on_end) on_end();

@@ -19,8 +19,9 @@ struct db_queue::impl {
     bool busy = false;         // owned by strand: an operation is on the timer
 };
 
-db_queue::db_queue(asio::io_context& ioc, std::chrono::milliseconds latency, std::size_t limit)
-    : latency_(latency), limit_(limit), impl_(std::make_unique<impl>(ioc)) {}
+db_queue::db_queue(asio::io_context& ioc, const core::clock& clock, std::chrono::milliseconds latency,
+                   std::size_t limit)
+    : clock_(clock), latency_(latency), limit_(limit), impl_(std::make_unique<impl>(ioc)) {}
 
 db_queue::~db_queue() = default;
 
@@ -52,7 +53,7 @@ void db_queue::finish(job& j, bool run) {
 
 void db_queue::start_next() {
     // Jobs whose waiters have all given up are dropped before they cost any latency.
-    const auto now = std::chrono::steady_clock::now();
+    const auto now = clock_.now();
     while (!impl_->waiting.empty() && impl_->waiting.front().deadline <= now) {
         job j = std::move(impl_->waiting.front());
         impl_->waiting.pop_front();

@@ -29,7 +29,7 @@ void user_service::get(std::int64_t id, callback done) {
             flight_.complete(call, {outcome::miss, std::move(json)});
             return;
         }
-        const auto deadline = std::chrono::steady_clock::now() + request_timeout_;
+        const auto deadline = clock_.now() + request_timeout_;
         if (!db_.submit([this, call, id] { load(call, id); }, deadline,
                         [this, call] {
                             flight_.complete(call, {outcome::timed_out, user_json{}});
@@ -81,7 +81,7 @@ void user_service::create(new_user u, callback done) {
         }
         (*shared_done)(reply);
     };
-    const auto deadline = std::chrono::steady_clock::now() + request_timeout_;
+    const auto deadline = clock_.now() + request_timeout_;
     if (!db_.submit(std::move(op), deadline, [shared_done] { (*shared_done)({outcome::timed_out, user_json{}, 0}); }))
         (*shared_done)({outcome::queue_full, user_json{}, 0});
 }

@@ -15,9 +15,9 @@
 #include <cstring>
 #include <string>
 
-#include "userapi/app/log.hpp"
 #include "userapi/http/handler.hpp"
 #include "userapi/http/session.hpp"
+#include "userapi/log/log.hpp"
 #include "userapi/service/memory_user_repository.hpp"
 
 namespace {
@@ -30,7 +30,7 @@ using namespace userapi;
 // accumulates, as it would under real traffic).
 struct harness {
     harness() {
-        app::setup_logging("off", "text");
+        log::setup_logging("off", "text");
         // The server's own limits (body 16 KiB, 8 KiB sections): the fuzzer must reach past them.
         cfg.header_timeout_ms = 1000;
         cfg.idle_timeout_ms = 1000;
@@ -42,8 +42,8 @@ struct harness {
     asio::io_context ioc;
     service::memory_user_repository repo;
     service::user_cache cache{clock, 64, 60s};
-    service::db_queue db{ioc, 0ms, 16};
-    service::user_service users{cache, db, repo, 1s};
+    service::db_queue db{ioc, clock, 0ms, 16};
+    service::user_service users{cache, db, repo, clock, 1s};
     http::rate_limiter limiter{clock, {5, 1.0}, 64};
     core::client_resolver resolver{{*core::parse_cidr("127.0.0.0/8")}, 64};  // so X-Forwarded-For is parsed
     http::metrics stats;

@@ -62,8 +62,8 @@ protected:
     boost::asio::io_context ioc;
     userapi::testing::counting_repository repo;
     service::user_cache cache{clock, 100, 60s};
-    service::db_queue queue{ioc, 0ms, 100};
-    service::user_service users{cache, queue, repo};
+    service::db_queue queue{ioc, clock, 0ms, 100};
+    service::user_service users{cache, queue, repo, clock};
     http::rate_limiter generous{clock, {1000, 1000}, 1000};
     http::rate_limiter strict{clock, {5, 10.0 / 60}, 1000};  // the contract's defaults
     core::client_resolver resolver{{}, 64};

@@ -245,7 +245,7 @@ TEST(Server, EveryLogLineOfARequestCarriesItsRequestId) {
             }
         }
     }
-    app::setup_logging("warn", "text");
+    log::setup_logging("warn", "text");
 }
 
 // A full DB queue: 503 with Retry-After at once; nothing accepted is dropped.

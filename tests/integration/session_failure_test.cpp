@@ -16,8 +16,8 @@
 
 #include "support/http_client.hpp"
 #include "support/wait.hpp"
-#include "userapi/app/log.hpp"
 #include "userapi/http/session.hpp"
+#include "userapi/log/log.hpp"
 
 using namespace std::chrono_literals;
 using namespace userapi;
@@ -46,7 +46,7 @@ public:
 
 TEST(SessionFailure, AThrowingHandlerEndsOnlyItsConnection) {
     std::ostringstream log;
-    app::setup_logging("info", "text", std::make_shared<spdlog::sinks::ostream_sink_mt>(log));
+    log::setup_logging("info", "text", std::make_shared<spdlog::sinks::ostream_sink_mt>(log));
     config::settings cfg;
     http::server_state state;
     throwing_handler h;

@@ -9,10 +9,14 @@
 using namespace std::chrono_literals;
 using userapi::service::db_queue;
 
+namespace {
+userapi::core::manual_clock test_clock;  // deadlines move only when a test says so
+}  // namespace
+
 // Operations run in admission order, one at a time.
 TEST(DbQueue, FifoOneAtATime) {
     boost::asio::io_context ioc;
-    db_queue q(ioc, 0ms, 100);
+    db_queue q(ioc, test_clock, 0ms, 100);
     std::vector<int> order;
     int running = 0, max_running = 0;
     for (int i = 0; i < 20; ++i)
@@ -34,7 +38,7 @@ TEST(DbQueue, FifoOneAtATime) {
 // thread is free meanwhile (poll() returns at once instead of sleeping).
 TEST(DbQueue, LatencyIsATimerNotASleep) {
     boost::asio::io_context ioc;
-    db_queue q(ioc, 50ms, 10);
+    db_queue q(ioc, test_clock, 50ms, 10);
     bool ran = false;
     q.submit([&] { ran = true; });
     const auto start = std::chrono::steady_clock::now();
@@ -49,7 +53,7 @@ TEST(DbQueue, LatencyIsATimerNotASleep) {
 // One running plus `limit` waiting; beyond that submit refuses and the operation never runs.
 TEST(DbQueue, LimitRefusesAndDropsNothingAccepted) {
     boost::asio::io_context ioc;
-    db_queue q(ioc, 0ms, 2);
+    db_queue q(ioc, test_clock, 0ms, 2);
     int ran = 0;
     int accepted = 0;
     for (int i = 0; i < 10; ++i) accepted += q.submit([&] { ++ran; }) ? 1 : 0;
@@ -65,7 +69,7 @@ TEST(DbQueue, LimitRefusesAndDropsNothingAccepted) {
 // An operation that throws does not stall the ones behind it.
 TEST(DbQueue, ThrowingOperationDoesNotStallQueue) {
     boost::asio::io_context ioc;
-    db_queue q(ioc, 0ms, 10);
+    db_queue q(ioc, test_clock, 0ms, 10);
     bool second = false;
     q.submit([] { throw std::runtime_error("boom"); });
     q.submit([&] { second = true; });
@@ -78,8 +82,8 @@ TEST(DbQueue, ThrowingOperationDoesNotStallQueue) {
 // instead, it costs no latency, and its slot is free again.
 TEST(DbQueue, ExpiredJobsAreDroppedUnrun) {
     boost::asio::io_context ioc;
-    db_queue q(ioc, 0ms, 1);
-    const auto past = std::chrono::steady_clock::now() - 1ms;
+    db_queue q(ioc, test_clock, 0ms, 1);
+    const auto past = test_clock.now() - 1ms;
     bool ran = false, expired = false, fresh_ran = false;
     ASSERT_TRUE(q.submit([&] { ran = true; }, past, [&] { expired = true; }));
     ASSERT_TRUE(q.submit([&] { fresh_ran = true; }));

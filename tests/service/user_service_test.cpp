@@ -23,8 +23,8 @@ protected:
     boost::asio::io_context db;
     userapi::testing::counting_repository repo;
     user_cache cache{clock, 100, 60s};
-    db_queue queue{db, 0ms, 1000};
-    user_service users{cache, queue, repo};
+    db_queue queue{db, clock, 0ms, 1000};
+    user_service users{cache, queue, repo, clock};
     std::vector<user_reply> replies;
 
     user_service::callback record() {
@@ -138,8 +138,8 @@ TEST_F(UserService, RacingThreadsReadEachIdOnce) {
 
 // A refused DB operation answers queue_full and frees the key.
 TEST_F(UserService, QueueFullFreesKey) {
-    db_queue tiny(db, 0ms, 0);
-    user_service svc(cache, tiny, repo);
+    db_queue tiny(db, clock, 0ms, 0);
+    user_service svc(cache, tiny, repo, clock);
     svc.get(1, record());  // admitted: the one running slot
     svc.get(2, record());  // refused
     ASSERT_EQ(replies.size(), 1u);
@@ -183,4 +183,17 @@ TEST_F(UserService, ExpiredEntryIsReadAgain) {
     EXPECT_EQ(replies[1].status, outcome::miss);
     EXPECT_EQ(repo.finds, 2);
     EXPECT_EQ(users.stats().cache.expirations, 1u);
+}
+
+// An operation still queued past the request timeout never runs: its waiters hear timed_out.
+// The deadline is read from the injected clock, so the test moves time instead of waiting.
+TEST_F(UserService, QueuedPastItsDeadlineIsDroppedUnrun) {
+    user_service svc(cache, queue, repo, clock, 1s);
+    svc.get(3, record());
+    clock.advance(2s);
+    run_db();
+    ASSERT_EQ(replies.size(), 1u);
+    EXPECT_EQ(replies[0].status, outcome::timed_out);
+    EXPECT_EQ(repo.finds, 0) << "an expired read reached the store";
+    EXPECT_EQ(svc.stats().inflight, 0u);
 }

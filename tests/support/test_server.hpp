@@ -3,7 +3,7 @@
 
 #include <memory>
 
-#include "userapi/app/log.hpp"
+#include "userapi/log/log.hpp"
 #include "userapi/app/server.hpp"
 
 namespace userapi::testing {
@@ -27,7 +27,7 @@ public:
     explicit test_server(config::settings s = test_settings(), std::unique_ptr<service::user_repository> repo = nullptr,
                          spdlog::sink_ptr log_sink = nullptr)
         : cfg_(std::move(s)) {
-        app::setup_logging(cfg_.log_level, cfg_.log_format, std::move(log_sink));
+        log::setup_logging(cfg_.log_level, cfg_.log_format, std::move(log_sink));
         server_ = std::make_unique<app::server>(cfg_, std::move(repo));
         server_->start();
     }

@@ -94,7 +94,6 @@ public:
 
     std::size_t size() const { return map_.size(); }
     std::size_t capacity() const { return capacity_; }
-    duration ttl() const { return ttl_; }
     const counters& stats() const { return counters_; }
 
 private:

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <string>
 
+#include "userapi/http/prometheus_writer.hpp"
 #include "userapi/http/router.hpp"
 
 namespace userapi::http {
@@ -30,8 +31,8 @@ public:
     std::uint64_t rate_limited_total() const;
     double average_ms() const;
 
-    // Prometheus text: http_requests_total, http_request_duration_seconds, connections.
-    void render(std::string& out) const;
+    // http_requests_total, http_request_duration_seconds, rate limiting, connections.
+    void render(prometheus_writer& w) const;
 
 private:
     // The status codes the server answers with; anything else is counted as "other".

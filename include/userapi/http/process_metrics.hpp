@@ -2,10 +2,10 @@
 // start time), read from getrusage, getrlimit and /proc/self on each scrape.
 #pragma once
 
-#include <string>
+#include "userapi/http/prometheus_writer.hpp"
 
 namespace userapi::http {
 
-void render_process_metrics(std::string& out);
+void render_process_metrics(prometheus_writer& w);
 
 }  // namespace userapi::http

@@ -1,9 +1,10 @@
 // The one way to the database: a FIFO of operations run strictly one at a time, each after a
 // fixed latency spent on a timer (never a sleeping thread).
 //
-// Ownership: the queue and its timer are owned by a strand on the io_context given to the
-// constructor; every operation runs on that strand. When that io_context is run by a single
-// thread, that thread is the sole user of the repository the operations touch.
+// Ownership: the FIFO and its timer are owned by a strand on the io_context given to the
+// constructor; every operation runs on that strand. The server runs that io_context on one
+// thread of its own, which is then the sole user of the repository the operations touch.
+// Deadlines are read from the injected clock, so tests decide what has expired.
 #pragma once
 
 #include <atomic>
@@ -11,6 +12,8 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+
+#include "userapi/core/clock.hpp"
 
 namespace boost::asio {
 class io_context;
@@ -21,10 +24,11 @@ namespace userapi::service {
 class db_queue {
 public:
     using operation = std::function<void()>;
-    using time_point = std::chrono::steady_clock::time_point;
+    using time_point = core::steady_time;
 
     // At most `limit` operations wait behind the running one; more are refused.
-    db_queue(boost::asio::io_context& ioc, std::chrono::milliseconds latency, std::size_t limit);
+    db_queue(boost::asio::io_context& ioc, const core::clock& clock, std::chrono::milliseconds latency,
+             std::size_t limit);
     ~db_queue();
     db_queue(const db_queue&) = delete;
     db_queue& operator=(const db_queue&) = delete;
@@ -38,8 +42,6 @@ public:
 
     // Operations admitted and not finished (waiting or running).
     std::size_t depth() const { return pending_.load(std::memory_order_relaxed); }
-    std::chrono::milliseconds latency() const { return latency_; }
-    std::size_t limit() const { return limit_; }
 
 private:
     struct job {
@@ -51,6 +53,7 @@ private:
     void finish(job& j, bool run);
     void start_next();
 
+    const core::clock& clock_;
     std::chrono::milliseconds latency_;
     std::size_t limit_;
     std::atomic<std::size_t> pending_{0};

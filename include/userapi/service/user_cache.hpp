@@ -51,7 +51,6 @@ public:
         std::lock_guard lock(mu_);
         return {cache_.size(), cache_.capacity(), cache_.stats().evictions, cache_.stats().expirations};
     }
-    core::duration ttl() const { return cache_.ttl(); }
 
 private:
     const core::clock& clock_;

@@ -54,9 +54,9 @@ public:
 
     // An operation still queued `request_timeout` after it was submitted is dropped unrun:
     // by then every request waiting for it has been answered 504.
-    user_service(user_cache& cache, db_queue& db, user_repository& repo,
+    user_service(user_cache& cache, db_queue& db, user_repository& repo, const core::clock& clock,
                  std::chrono::milliseconds request_timeout = std::chrono::hours(24))
-        : cache_(cache), db_(db), repo_(repo), request_timeout_(request_timeout) {}
+        : cache_(cache), db_(db), repo_(repo), clock_(clock), request_timeout_(request_timeout) {}
 
     // The cached JSON of `id`, or null: the hot path, never waits. Counts a hit when found.
     user_json find_cached(std::int64_t id);
@@ -83,7 +83,8 @@ private:
 
     user_cache& cache_;
     db_queue& db_;
-    user_repository& repo_;  // only touched by DB-queue operations
+    user_repository& repo_;     // only touched by DB-queue operations
+    const core::clock& clock_;  // for deadlines
     std::chrono::milliseconds request_timeout_;
     flight_type flight_;
     std::atomic<std::uint64_t> hits_{0}, misses_{0}, reads_{0}, writes_{0};

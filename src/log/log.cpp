@@ -1,8 +1,8 @@
-#include "userapi/app/log.hpp"
+#include "userapi/log/log.hpp"
 
 #include <spdlog/sinks/stdout_sinks.h>
 
-namespace userapi::app {
+namespace userapi::log {
 namespace {
 
 bool json_mode = false;  // set at start-up, before any thread logs
@@ -86,4 +86,4 @@ void log_event(spdlog::level::level_enum level, std::string_view message, std::i
     spdlog::default_logger_raw()->log(level, "{}", line);
 }
 
-}  // namespace userapi::app
+}  // namespace userapi::log

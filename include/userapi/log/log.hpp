@@ -8,7 +8,7 @@
 
 #include <spdlog/spdlog.h>
 
-namespace userapi::app {
+namespace userapi::log {
 
 // Sets the level and format ("text" or "json") of the process-wide logger. It writes to stderr,
 // or to `sink` when one is given (tests read their own log that way).
@@ -32,4 +32,4 @@ inline void log_line(spdlog::level::level_enum level, std::string_view message) 
 
 inline bool log_enabled(spdlog::level::level_enum level) { return spdlog::default_logger_raw()->should_log(level); }
 
-}  // namespace userapi::app
+}  // namespace userapi::log

@@ -1,4 +1,4 @@
-#include "userapi/app/log.hpp"
+#include "userapi/log/log.hpp"
 
 #include <sstream>
 #include <vector>
@@ -7,7 +7,7 @@
 #include <spdlog/sinks/ostream_sink.h>
 #include <nlohmann/json.hpp>
 
-using userapi::app::escape_for_log;
+using userapi::log::escape_for_log;
 
 // Client text cannot start a new log line or break out of a quoted field.
 TEST(Log, EscapesControlCharactersQuotesAndNonAscii) {
@@ -24,10 +24,10 @@ namespace {
 template <class F>
 std::vector<std::string> captured(const std::string& format, F body) {
     std::ostringstream out;
-    userapi::app::setup_logging("info", format, std::make_shared<spdlog::sinks::ostream_sink_mt>(out));
+    userapi::log::setup_logging("info", format, std::make_shared<spdlog::sinks::ostream_sink_mt>(out));
     body();
     spdlog::default_logger()->flush();
-    userapi::app::setup_logging("warn", "text");
+    userapi::log::setup_logging("warn", "text");
     std::vector<std::string> lines;
     std::istringstream in(out.str());
     for (std::string line; std::getline(in, line);) lines.push_back(line);
@@ -37,7 +37,7 @@ std::vector<std::string> captured(const std::string& format, F body) {
 }  // namespace
 
 TEST(Log, TextEventsAreKeyValuePairsQuotedWhenNeeded) {
-    using userapi::app::log_event;
+    using userapi::log::log_event;
     const auto lines = captured("text", [] {
         log_event(spdlog::level::info, "access",
                   {{"request_id", "abc"}, {"path", "/x y\n"}, {"status", "200", true}, {"empty", ""}});
@@ -50,7 +50,7 @@ TEST(Log, TextEventsAreKeyValuePairsQuotedWhenNeeded) {
 // Each JSON line is one object that a JSON parser reads back with the same values, even
 // when the client sent quotes, backslashes, newlines or bytes that are not UTF-8.
 TEST(Log, JsonEventsAreOneObjectPerLine) {
-    using userapi::app::log_event;
+    using userapi::log::log_event;
     const std::string hostile = "/a\"b\\c\nd\xff";
     const auto lines = captured("json", [&] {
         log_event(spdlog::level::warn, "say \"hi\"", {{"request_id", "r-1"}, {"path", hostile}, {"ms", "1.5", true}});
@@ -59,7 +59,7 @@ TEST(Log, JsonEventsAreOneObjectPerLine) {
     ASSERT_EQ(lines.size(), 2u);
     const auto j = nlohmann::json::parse(lines[0]);
     EXPECT_EQ(j["level"], "warning");
-    EXPECT_EQ(j["message"], userapi::app::escape_for_log("say \"hi\""));
+    EXPECT_EQ(j["message"], userapi::log::escape_for_log("say \"hi\""));
     EXPECT_EQ(j["request_id"], "r-1");
     EXPECT_EQ(j["path"], escape_for_log(hostile));
     EXPECT_EQ(j["ms"], 1.5);

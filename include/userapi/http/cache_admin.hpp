@@ -1,0 +1,25 @@
+// DELETE /cache (behind the admin token) and GET /cache-status.
+#pragma once
+
+#include "userapi/config/config.hpp"
+#include "userapi/http/exchange.hpp"
+#include "userapi/http/metrics.hpp"
+#include "userapi/service/user_service.hpp"
+
+namespace userapi::http {
+
+class cache_admin {
+public:
+    cache_admin(const config::settings& cfg, service::user_service& users, const metrics& stats)
+        : cfg_(cfg), users_(users), stats_(stats) {}
+
+    void clear(exchange& x);   // DELETE /cache
+    void status(exchange& x);  // GET/HEAD /cache-status
+
+private:
+    const config::settings& cfg_;
+    service::user_service& users_;
+    const metrics& stats_;
+};
+
+}  // namespace userapi::http

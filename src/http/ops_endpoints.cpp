@@ -1,0 +1,45 @@
+#include "userapi/http/ops_endpoints.hpp"
+
+#include "userapi/http/process_metrics.hpp"
+#include "userapi/http/prometheus_writer.hpp"
+
+namespace userapi::http {
+
+void ops_endpoints::healthz(exchange& x) {
+    static const core::shared_bytes ok(R"({"status":"ok"})"), draining(R"({"status":"draining"})");
+    const bool leaving = state_.draining.load();
+    set_json(x.res, leaving ? 503 : 200, leaving ? draining : ok);
+}
+
+void ops_endpoints::metrics_text(exchange& x) {
+    const auto s = users_.stats();
+    std::string out;
+    out.reserve(8192);
+    prometheus_writer w(out);
+    stats_.render(w);
+    const auto d = [](auto v) { return static_cast<double>(v); };
+    w.counter("userapi_cache_hits_total", "GET /users/{id} answered from the cache.", d(s.hits));
+    w.counter("userapi_cache_misses_total", "GET /users/{id} not answered from the cache.", d(s.misses));
+    w.counter("userapi_cache_evictions_total", "Cache entries removed for capacity.", d(s.cache.evictions));
+    w.counter("userapi_cache_expirations_total", "Cache entries removed because their TTL passed.",
+              d(s.cache.expirations));
+    w.gauge("userapi_cache_entries", "Users in the cache.", d(s.cache.size));
+    w.gauge("userapi_cache_capacity", "Most users the cache holds.", d(s.cache.capacity));
+    w.counter("userapi_coalesced_requests_total", "Requests that waited for a read another request started.",
+              d(s.coalesced));
+    w.gauge("userapi_inflight_reads", "Database reads in flight.", d(s.inflight));
+    w.counter("userapi_db_reads_total", "Database reads executed.", d(s.reads));
+    w.counter("userapi_db_writes_total", "Database writes executed.", d(s.writes));
+    w.gauge("userapi_db_queue_depth", "Database operations waiting or running.", d(s.queue_depth));
+    w.gauge("userapi_rate_limit_clients", "Client buckets held by the rate limiter.",
+            limiter_ ? d(limiter_->size()) : 0.0);
+    w.gauge("userapi_open_connections", "Client connections open now.", d(state_.connections.load()));
+    w.family("userapi_build_info", "gauge", "The running build; always 1.");
+    w.sample("userapi_build_info", {{"version", USERAPI_VERSION}}, 1);
+    render_process_metrics(w);
+    x.res.result(200);
+    x.res.body() = core::shared_bytes(out);
+    x.res.set(bhttp::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+}
+
+}  // namespace userapi::http
