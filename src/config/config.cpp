@@ -105,6 +105,23 @@ const std::vector<option>& options() {
          store_int<std::int64_t, &settings::cache_ttl_ms>()},
         {"--cache-cleanup-interval-ms", "cache.cleanup_interval_ms", kind::integer, 1, 86400000,
          "background sweep period (default 10000)", store_int<std::int64_t, &settings::cache_cleanup_interval_ms>()},
+        {"--cache-negative-ttl-ms", "cache.negative_ttl_ms", kind::integer, 0, 31536000000.0,
+         "how long a not-found user is remembered; 0 = never (default 5000)",
+         store_int<std::int64_t, &settings::cache_negative_ttl_ms>()},
+        {"--cache-stale-ms", "cache.stale_ms", kind::integer, 0, 31536000000.0,
+         "serve an expired user this long while one refresh runs, and while the database fails; 0 = off "
+         "(default 0)",
+         store_int<std::int64_t, &settings::cache_stale_ms>()},
+        {nullptr, "users.require_if_match", kind::boolean, 0, 0, "",
+         [](settings& s, const value& v) {
+             s.require_if_match = std::get<bool>(v);
+             return std::string();
+         }},
+        {"--require-if-match", nullptr, kind::flag, 0, 0, "PATCH and DELETE /users/{id} without If-Match get 428",
+         [](settings& s, const value&) {
+             s.require_if_match = true;
+             return std::string();
+         }},
         {"--data", "db.path", kind::text, 0, 0,
          "SQLite file of the users, created with its folder; :memory: keeps nothing (default data/userapi.db)",
          [](settings& s, const value& v) {
@@ -323,11 +340,12 @@ std::string settings::summary() const {
       << " refill_per_minute=" << rate_limit_refill_per_minute << " trusted_proxies=" << trusted_proxies.size()
       << " ipv6_prefix=" << ipv6_prefix << " max_clients=" << max_clients << " cache_capacity=" << cache_capacity
       << " cache_ttl_ms=" << cache_ttl_ms << " cleanup_interval_ms=" << cache_cleanup_interval_ms
-      << " db_latency_ms=" << db_latency_ms << " db_queue_limit=" << db_queue_limit << " seed_users=" << seed_users
-      << " max_body_bytes=" << max_body_bytes << " header_timeout_ms=" << header_timeout_ms
-      << " idle_timeout_ms=" << idle_timeout_ms << " request_timeout_ms=" << request_timeout_ms
-      << " drain_timeout_ms=" << drain_timeout_ms << " max_connections=" << max_connections
-      << " max_connections_per_client=" << max_connections_per_client
+      << " negative_ttl_ms=" << cache_negative_ttl_ms << " stale_ms=" << cache_stale_ms
+      << " require_if_match=" << (require_if_match ? "on" : "off") << " db_latency_ms=" << db_latency_ms
+      << " db_queue_limit=" << db_queue_limit << " seed_users=" << seed_users << " max_body_bytes=" << max_body_bytes
+      << " header_timeout_ms=" << header_timeout_ms << " idle_timeout_ms=" << idle_timeout_ms
+      << " request_timeout_ms=" << request_timeout_ms << " drain_timeout_ms=" << drain_timeout_ms
+      << " max_connections=" << max_connections << " max_connections_per_client=" << max_connections_per_client
       << " admin_token=" << (admin_token.empty() ? "unset" : "set") << " log_level=" << log_level
       << " log_format=" << log_format;
     return s.str();

@@ -70,7 +70,13 @@ void cache_admin::status(exchange& x) {
                   {"evictions", s.cache.evictions},
                   {"expirations", s.cache.expirations},
                   {"ttl_seconds", seconds(cfg_.cache_ttl_ms)},
-                  {"cleanup_interval_seconds", seconds(cfg_.cache_cleanup_interval_ms)}};
+                  {"cleanup_interval_seconds", seconds(cfg_.cache_cleanup_interval_ms)},
+                  {"negative_size", s.cache.negative_size},
+                  {"negative_hits", s.negative_hits},
+                  {"stale_served", s.stale_served},
+                  {"refreshes", s.refreshes},
+                  {"stale_ms", cfg_.cache_stale_ms},
+                  {"negative_ttl_ms", cfg_.cache_negative_ttl_ms}};
     j["coalescing"] = {{"inflight", s.inflight}, {"coalesced_requests", s.coalesced}};
     j["db"] = {
         {"reads", s.reads}, {"writes", s.writes}, {"queue_depth", s.queue_depth}, {"latency_ms", cfg_.db_latency_ms}};

@@ -39,6 +39,8 @@ method_label label_of(bhttp::verb v) {
             return method_label::post;
         case bhttp::verb::delete_:
             return method_label::del;
+        case bhttp::verb::patch:
+            return method_label::patch;
         default:
             return method_label::other;
     }
@@ -131,8 +133,11 @@ asio::awaitable<void> handler::dispatch(exchange& x) {
     switch (x.match.which) {
         case route::user:
             if (read) co_return co_await users_.get(x);
+            if (verb == bhttp::verb::patch) co_return co_await users_.patch(x);
+            if (verb == bhttp::verb::delete_) co_return co_await users_.remove(x);
             break;
         case route::users:
+            if (read) co_return co_await users_.list(x);
             if (verb == bhttp::verb::post) co_return co_await users_.create(x);
             break;
         case route::cache:

@@ -5,7 +5,7 @@
 namespace userapi::http {
 namespace {
 
-constexpr const char* kMethodNames[kMethodCount] = {"GET", "HEAD", "POST", "DELETE", "OTHER"};
+constexpr const char* kMethodNames[kMethodCount] = {"GET", "HEAD", "POST", "PATCH", "DELETE", "OTHER"};
 
 }  // namespace
 

@@ -23,7 +23,13 @@ void ops_endpoints::metrics_text(exchange& x) {
     w.counter("userapi_cache_evictions_total", "Cache entries removed for capacity.", d(s.cache.evictions));
     w.counter("userapi_cache_expirations_total", "Cache entries removed because their TTL passed.",
               d(s.cache.expirations));
-    w.gauge("userapi_cache_entries", "Users in the cache.", d(s.cache.size));
+    w.counter("userapi_cache_negative_hits_total", "GET /users/{id} answered 404 from a remembered not-found.",
+              d(s.negative_hits));
+    w.counter("userapi_cache_stale_served_total", "GET /users/{id} answered from an expired entry (X-Cache: STALE).",
+              d(s.stale_served));
+    w.counter("userapi_cache_refreshes_total", "Background refreshes started for stale entries.", d(s.refreshes));
+    w.gauge("userapi_cache_entries", "Entries in the cache, users and not-found ones.", d(s.cache.size));
+    w.gauge("userapi_cache_negative_entries", "Not-found entries in the cache.", d(s.cache.negative_size));
     w.gauge("userapi_cache_capacity", "Most users the cache holds.", d(s.cache.capacity));
     w.counter("userapi_coalesced_requests_total", "Requests that waited for a read another request started.",
               d(s.coalesced));

@@ -51,10 +51,11 @@ std::optional<std::int64_t> parse_user_id(std::string_view text) {
 std::string_view allowed_methods(route r) {
     switch (r) {
         case route::users:
-            return "POST";
+            return "GET, HEAD, POST";
+        case route::user:
+            return "GET, HEAD, PATCH, DELETE";
         case route::cache:
             return "DELETE";
-        case route::user:
         case route::cache_status:
         case route::healthz:
         case route::metrics:

@@ -1,7 +1,12 @@
 #include "userapi/http/users_resource.hpp"
 
+#include <charconv>
+
+#include <nlohmann/json.hpp>
+
 #include "userapi/http/await_reply.hpp"
 #include "userapi/http/body_rules.hpp"
+#include "userapi/http/conditional.hpp"
 #include "userapi/http/problem.hpp"
 #include "userapi/log/log.hpp"
 #include "userapi/service/user_validation.hpp"
@@ -11,18 +16,19 @@ namespace userapi::http {
 namespace asio = boost::asio;
 using field = bhttp::field;
 using service::outcome;
-using service::user_reply;
 
 namespace {
 
+constexpr std::size_t kDefaultPage = 20, kMaxPage = 100;
+
 // The 503/504 answers shared by reads and writes. A database failure's cause goes to the
 // log, under the request id the client sees, never into the response.
-void set_unavailable(response& res, const std::optional<user_reply>& r, std::string_view request_id) {
-    if (r && r->status == outcome::unavailable)
-        log::log_event(spdlog::level::err, "database error", {{"request_id", request_id}, {"error", r->error}});
-    if (!r || r->status == outcome::timed_out) {
+void set_unavailable(response& res, outcome status, const std::string& error, std::string_view request_id) {
+    if (status == outcome::unavailable)
+        log::log_event(spdlog::level::err, "database error", {{"request_id", request_id}, {"error", error}});
+    if (status == outcome::timed_out) {
         set_problem(res, 504, "the database did not answer in time");
-    } else if (r->status == outcome::queue_full) {
+    } else if (status == outcome::queue_full) {
         res.set(field::retry_after, "1");
         set_problem(res, 503, "the database queue is full; retry shortly");
     } else {
@@ -31,32 +37,170 @@ void set_unavailable(response& res, const std::optional<user_reply>& r, std::str
     }
 }
 
+const char* x_cache(service::source s) {
+    switch (s) {
+        case service::source::hit:
+            return "HIT";
+        case service::source::miss:
+            return "MISS";
+        case service::source::coalesced:
+            return "COALESCED";
+        case service::source::stale:
+            return "STALE";
+    }
+    return "MISS";
+}
+
+// A user's representation: the JSON, its ETag, and for GET/HEAD the caching rules.
+void set_user(response& res, unsigned status, std::int64_t id, const service::cached_user& u) {
+    set_json(res, status, u.json);
+    res.set(field::etag, etag_of(id, u.version));
+}
+
+bool bad_id(exchange& x, std::optional<std::int64_t>& id) {
+    id = parse_user_id(x.match.id);
+    if (id) return false;
+    set_problem(x.res, 400,
+                "id must be a positive decimal integer up to 9223372036854775807 without leading zeros, got \"" +
+                    clip(x.match.id) + "\"");
+    return true;
+}
+
+// A canonical non-negative decimal integer (no sign, no leading zeros) up to `max`.
+std::optional<std::int64_t> canonical_number(std::string_view s, std::int64_t max) {
+    if (s.empty() || s.size() > 19 || (s.size() > 1 && s[0] == '0')) return std::nullopt;
+    std::int64_t v = 0;
+    const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc{} || end != s.data() + s.size() || v < 0 || v > max) return std::nullopt;
+    return v;
+}
+
+std::string percent_decoded(std::string_view s) {
+    std::string out;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        int hi = 0, lo = 0;
+        auto hex = [](char c, int& v) {
+            if (c >= '0' && c <= '9')
+                v = c - '0';
+            else if (c >= 'a' && c <= 'f')
+                v = c - 'a' + 10;
+            else if (c >= 'A' && c <= 'F')
+                v = c - 'A' + 10;
+            else
+                return false;
+            return true;
+        };
+        if (s[i] == '%' && i + 2 < s.size() && hex(s[i + 1], hi) && hex(s[i + 2], lo)) {
+            out += static_cast<char>(hi * 16 + lo);
+            i += 2;
+        } else {
+            out += s[i] == '+' ? ' ' : s[i];
+        }
+    }
+    return out;
+}
+
+struct page_request {
+    std::int64_t limit = kDefaultPage;
+    std::int64_t after = 0;
+    std::string problem;  // names the bad parameter
+};
+
+// ?limit=N&after=ID; other parameters are ignored, these two may appear once each.
+page_request parse_page(std::string_view target) {
+    page_request p;
+    const auto q = target.find('?');
+    if (q == std::string_view::npos) return p;
+    bool seen_limit = false, seen_after = false;
+    auto query = target.substr(q + 1);
+    while (!query.empty()) {
+        const auto amp = query.find('&');
+        const auto pair = query.substr(0, amp);
+        query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+        const auto eq = pair.find('=');
+        const auto key = percent_decoded(pair.substr(0, eq));
+        const auto value = eq == std::string_view::npos ? std::string() : percent_decoded(pair.substr(eq + 1));
+        if (key == "limit") {
+            const auto v = canonical_number(value, static_cast<std::int64_t>(kMaxPage));
+            if (seen_limit) return {0, 0, "limit is given more than once"};
+            if (!v || *v < 1) return {0, 0, "limit must be a whole number from 1 to 100, got \"" + clip(value) + "\""};
+            p.limit = *v;
+            seen_limit = true;
+        } else if (key == "after") {
+            const auto v = canonical_number(value, INT64_MAX);
+            if (seen_after) return {0, 0, "after is given more than once"};
+            if (!v)
+                return {0, 0,
+                        "after must be a user id (0 or a positive decimal integer without leading zeros), got \"" +
+                            clip(value) + "\""};
+            p.after = *v;
+            seen_after = true;
+        }
+    }
+    return p;
+}
+
 }  // namespace
 
+std::optional<service::precondition> users_resource::write_precondition(exchange& x, std::int64_t id) {
+    const auto field_value = joined_field(x.req, "If-Match");
+    if (x.req.find(field::if_match) == x.req.end()) {
+        if (cfg_.require_if_match) {
+            set_problem(x.res, 428,
+                        "this server requires If-Match on " + std::string(x.req.method_string()) +
+                            ": send the ETag of the version you are changing");
+            return std::nullopt;
+        }
+        return service::precondition{};
+    }
+    auto pre = if_match_precondition(field_value, id);
+    if (!pre) set_problem(x.res, 400, "If-Match must be * or a list of entity tags such as \"1-2\"");
+    return pre;
+}
+
 asio::awaitable<void> users_resource::get(exchange& x) {
-    auto& res = x.res;
-    const auto id = parse_user_id(x.match.id);
-    if (!id) {
-        set_problem(res, 400,
-                    "id must be a positive decimal integer up to 9223372036854775807 without leading zeros, got \"" +
-                        clip(x.match.id) + "\"");
-        co_return;
-    }
-    if (auto json = users_.find_cached(*id)) {
-        set_json(res, 200, std::move(json));
-        res.set("X-Cache", "HIT");
-        co_return;
-    }
-    const auto r = co_await await_reply<user_reply>([&](auto done) { users_.get(*id, std::move(done)); },
-                                                    std::chrono::milliseconds(cfg_.request_timeout_ms));
-    if (r && (r->status == outcome::hit || r->status == outcome::miss || r->status == outcome::coalesced)) {
-        set_json(res, 200, r->json);
-        res.set("X-Cache", r->status == outcome::hit ? "HIT" : r->status == outcome::miss ? "MISS" : "COALESCED");
-    } else if (r && r->status == outcome::not_found) {
-        set_problem(res, 404, "user " + std::to_string(*id) + " not found");
+    std::optional<std::int64_t> id;
+    if (bad_id(x, id)) co_return;
+    service::source from = service::source::hit;
+    service::cached_user user;
+    if (auto c = users_.find_cached(*id)) {
+        user = std::move(c->entry);
+        if (c->stale) from = service::source::stale;
     } else {
-        set_unavailable(res, r, x.id);
+        const auto r = co_await await_reply<service::reply>([&](auto done) { users_.get(*id, std::move(done)); },
+                                                            std::chrono::milliseconds(cfg_.request_timeout_ms));
+        if (!r || (r->status != outcome::ok && r->status != outcome::not_found)) {
+            set_unavailable(x.res, r ? r->status : outcome::timed_out, r ? r->error : std::string(), x.id);
+            co_return;
+        }
+        from = r->from;
+        user = r->user;
     }
+    answer_read(x, *id, user, from);
+}
+
+void users_resource::answer_read(exchange& x, std::int64_t id, const service::cached_user& user, service::source from) {
+    auto& res = x.res;
+    res.set("X-Cache", x_cache(from));
+    if (!user.exists()) {
+        set_problem(res, 404, "user " + std::to_string(id) + " not found");
+        return;
+    }
+    const auto etag = etag_of(id, user.version);
+    res.set(field::cache_control, "no-cache");
+    if (const auto inm = x.req.find(field::if_none_match); inm != x.req.end()) {
+        const auto hit = none_match_hits(joined_field(x.req, "If-None-Match"), etag);
+        if (!hit) {
+            set_problem(res, 400, "If-None-Match must be * or a list of entity tags such as \"1-2\"");
+            return;
+        }
+        if (*hit) {
+            res.result(304);
+            res.set(field::etag, etag);
+            return;
+        }
+    }
+    set_user(res, 200, id, user);
 }
 
 asio::awaitable<void> users_resource::create(exchange& x) {
@@ -72,16 +216,106 @@ asio::awaitable<void> users_resource::create(exchange& x) {
     }
     auto u = std::get<service::new_user>(std::move(parsed));
     const std::string email = u.email;
-    const auto r = co_await await_reply<user_reply>([&](auto done) { users_.create(std::move(u), std::move(done)); },
-                                                    std::chrono::milliseconds(cfg_.request_timeout_ms));
-    if (r && r->status == outcome::created) {
-        set_json(res, 201, r->json);
+    const auto r =
+        co_await await_reply<service::reply>([&](auto done) { users_.create(std::move(u), std::move(done)); },
+                                             std::chrono::milliseconds(cfg_.request_timeout_ms));
+    if (r && r->status == outcome::ok) {
+        set_user(res, 201, r->id, r->user);
         res.set(field::location, "/users/" + std::to_string(r->id));
     } else if (r && r->status == outcome::email_taken) {
         set_problem(res, 409, "email " + clip(email) + " is already taken");
     } else {
-        set_unavailable(res, r, x.id);
+        set_unavailable(res, r ? r->status : outcome::timed_out, r ? r->error : std::string(), x.id);
     }
+}
+
+asio::awaitable<void> users_resource::patch(exchange& x) {
+    auto& res = x.res;
+    std::optional<std::int64_t> id;
+    if (bad_id(x, id)) co_return;
+    if (auto bad = body_problem(x.req, {"application/merge-patch+json", "application/json"})) {
+        set_problem(res, bad.status, bad.detail);
+        co_return;
+    }
+    auto parsed = service::parse_user_patch(x.req.body());
+    if (auto* bad = std::get_if<service::invalid_user>(&parsed)) {
+        set_problem(res, 400, bad->detail);
+        co_return;
+    }
+    auto pre = write_precondition(x, *id);
+    if (!pre) co_return;
+    auto p = std::get<service::user_patch>(std::move(parsed));
+    const std::string email = p.email.value_or("");
+    const auto r = co_await await_reply<service::reply>(
+        [&](auto done) { users_.update(*id, std::move(p), std::move(*pre), std::move(done)); },
+        std::chrono::milliseconds(cfg_.request_timeout_ms));
+    if (r && r->status == outcome::ok)
+        set_user(res, 200, *id, r->user);
+    else
+        answer_write_failure(x, *id, r, email);
+}
+
+asio::awaitable<void> users_resource::remove(exchange& x) {
+    std::optional<std::int64_t> id;
+    if (bad_id(x, id)) co_return;
+    auto pre = write_precondition(x, *id);
+    if (!pre) co_return;
+    const auto r =
+        co_await await_reply<service::reply>([&](auto done) { users_.remove(*id, std::move(*pre), std::move(done)); },
+                                             std::chrono::milliseconds(cfg_.request_timeout_ms));
+    if (r && r->status == outcome::ok)
+        x.res.result(204);
+    else
+        answer_write_failure(x, *id, r, "");
+}
+
+void users_resource::answer_write_failure(exchange& x, std::int64_t id, const std::optional<service::reply>& r,
+                                          const std::string& email) {
+    auto& res = x.res;
+    if (r && r->status == outcome::not_found)
+        set_problem(res, 404, "user " + std::to_string(id) + " not found");
+    else if (r && r->status == outcome::email_taken)
+        set_problem(res, 409, "email " + clip(email) + " belongs to another user");
+    else if (r && r->status == outcome::precondition_failed)
+        set_problem(res, 412,
+                    "If-Match does not name the current version of user " + std::to_string(id) +
+                        ": nothing was changed; GET it for its current ETag");
+    else
+        set_unavailable(res, r ? r->status : outcome::timed_out, r ? r->error : std::string(), x.id);
+}
+
+asio::awaitable<void> users_resource::list(exchange& x) {
+    auto& res = x.res;
+    const auto want = parse_page(x.req.target());
+    if (!want.problem.empty()) {
+        set_problem(res, 400, want.problem);
+        co_return;
+    }
+    const auto limit = static_cast<std::size_t>(want.limit);
+    // One more than the page holds tells whether a next page exists.
+    const auto r =
+        co_await await_reply<service::page>([&](auto done) { users_.list(want.after, limit + 1, std::move(done)); },
+                                            std::chrono::milliseconds(cfg_.request_timeout_ms));
+    if (!r || r->status != outcome::ok) {
+        set_unavailable(res, r ? r->status : outcome::timed_out, r ? r->error : std::string(), x.id);
+        co_return;
+    }
+    const bool more = r->users.size() > limit;
+    const auto shown = more ? limit : r->users.size();
+    nlohmann::ordered_json body;
+    body["users"] = nlohmann::ordered_json::array();
+    for (std::size_t i = 0; i < shown; ++i) {
+        const auto& u = r->users[i];
+        body["users"].push_back({{"id", u.id}, {"name", u.name}, {"email", u.email}});
+    }
+    if (more) {
+        const auto next = "/users?limit=" + std::to_string(limit) + "&after=" + std::to_string(r->users[shown - 1].id);
+        body["next"] = next;
+        res.set(field::link, "<" + next + ">; rel=\"next\"");
+    } else {
+        body["next"] = nullptr;
+    }
+    set_json(res, 200, core::shared_bytes(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)));
 }
 
 }  // namespace userapi::http

@@ -24,6 +24,45 @@ constexpr const char* kSchemaV1 =
     "CREATE UNIQUE INDEX users_email ON users(email COLLATE NOCASE);"
     "PRAGMA user_version = 1;";
 
+// Version 2: every user has a version, 1 for those that existed before.
+constexpr const char* kMigrateV1toV2 =
+    "ALTER TABLE users ADD COLUMN version INTEGER NOT NULL DEFAULT 1;"
+    "PRAGMA user_version = 2;";
+
+constexpr const char* kFind = "SELECT id, name, email, version FROM users WHERE id = ?";
+constexpr const char* kInsert = "INSERT INTO users (name, email) VALUES (?, ?)";
+// One statement: the If-Match check (?4 any, else the versions in the JSON array ?5), the merge
+// (NULL keeps a field) and the version bump only when a field changes.
+constexpr const char* kUpdate =
+    "UPDATE users SET name = coalesce(?1, name), email = coalesce(?2, email),"
+    " version = version + (coalesce(?1, name) IS NOT name OR coalesce(?2, email) IS NOT email)"
+    " WHERE id = ?3 AND (?4 OR version IN (SELECT value FROM json_each(?5)))"
+    " RETURNING id, name, email, version";
+constexpr const char* kDelete =
+    "DELETE FROM users WHERE id = ?1 AND (?2 OR version IN (SELECT value FROM json_each(?3)))";
+constexpr const char* kList = "SELECT id, name, email, version FROM users WHERE id > ? ORDER BY id LIMIT ?";
+
+user read_user(sqlite3_stmt* s) {
+    return user{sqlite3_column_int64(s, 0), reinterpret_cast<const char*>(sqlite3_column_text(s, 1)),
+                reinterpret_cast<const char*>(sqlite3_column_text(s, 2)), sqlite3_column_int64(s, 3)};
+}
+
+void bind_text(sqlite3_stmt* s, int i, const std::optional<std::string>& v) {
+    if (v)
+        sqlite3_bind_text(s, i, v->data(), static_cast<int>(v->size()), SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(s, i);
+}
+
+// The precondition as (?any, ?versions): 1 and "[]", or 0 and "[3,4]".
+void bind_precondition(sqlite3_stmt* s, int first, const precondition& pre) {
+    sqlite3_bind_int(s, first, pre.any ? 1 : 0);
+    std::string list = "[";
+    for (auto v : pre.versions) list += (list.size() > 1 ? "," : "") + std::to_string(v);
+    list += "]";
+    sqlite3_bind_text(s, first + 1, list.data(), static_cast<int>(list.size()), SQLITE_TRANSIENT);
+}
+
 }  // namespace
 
 sqlite_user_repository::sqlite_user_repository(const std::string& path) : path_(path) {
@@ -47,22 +86,20 @@ sqlite_user_repository::sqlite_user_repository(const std::string& path) : path_(
         exec("PRAGMA journal_mode = WAL");
         exec("PRAGMA synchronous = FULL");
         migrate();
-        if (sqlite3_prepare_v2(db_, "SELECT id, name, email FROM users WHERE id = ?", -1, &find_, nullptr) !=
-                SQLITE_OK ||
-            sqlite3_prepare_v2(db_, "INSERT INTO users (name, email) VALUES (?, ?)", -1, &insert_, nullptr) !=
-                SQLITE_OK)
-            fail("cannot prepare statements");
+        find_ = prepare(kFind);
+        insert_ = prepare(kInsert);
+        update_ = prepare(kUpdate);
+        delete_ = prepare(kDelete);
+        list_ = prepare(kList);
     } catch (...) {
-        sqlite3_finalize(find_);
-        sqlite3_finalize(insert_);
+        for (auto* s : {find_, insert_, update_, delete_, list_}) sqlite3_finalize(s);
         sqlite3_close_v2(db_);
         throw;
     }
 }
 
 sqlite_user_repository::~sqlite_user_repository() {
-    sqlite3_finalize(find_);
-    sqlite3_finalize(insert_);
+    for (auto* s : {find_, insert_, update_, delete_, list_}) sqlite3_finalize(s);
     sqlite3_close_v2(db_);
 }
 
@@ -70,6 +107,12 @@ void sqlite_user_repository::fail(const std::string& what) {
     std::string msg = path_ + ": " + what;
     if (db_ && sqlite3_errcode(db_) != SQLITE_OK) msg += std::string(": ") + sqlite3_errmsg(db_);
     throw storage_error(msg);
+}
+
+sqlite3_stmt* sqlite_user_repository::prepare(const char* sql) {
+    sqlite3_stmt* s = nullptr;
+    if (sqlite3_prepare_v2(db_, sql, -1, &s, nullptr) != SQLITE_OK) fail("cannot prepare statements");
+    return s;
 }
 
 void sqlite_user_repository::exec(const char* sql) {
@@ -95,18 +138,23 @@ int sqlite_user_repository::schema_version() {
     return static_cast<int>(query_int("PRAGMA user_version", "not a usable SQLite database"));
 }
 
-void sqlite_user_repository::migrate() {
-    if (schema_version() == 0) {
-        exec("BEGIN IMMEDIATE");
-        try {
-            if (schema_version() == 0) exec(kSchemaV1);  // another process may have just done it
-            exec("COMMIT");
-        } catch (...) {
-            sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-            throw;
-        }
+// One migration step, from schema version `from`, in one write transaction: all or nothing.
+// The version is read again inside it, since another process may have just done the step.
+void sqlite_user_repository::migrate_step(int from, const char* sql) {
+    if (schema_version() != from) return;
+    exec("BEGIN IMMEDIATE");
+    try {
+        if (schema_version() == from) exec(sql);
+        exec("COMMIT");
+    } catch (...) {
+        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+        throw;
     }
-    // Versions between 1 and kSchemaVersion migrate here, one step at a time.
+}
+
+void sqlite_user_repository::migrate() {
+    migrate_step(0, kSchemaV1);
+    migrate_step(1, kMigrateV1toV2);
 }
 
 std::optional<user> sqlite_user_repository::find(std::int64_t id) {
@@ -115,19 +163,64 @@ std::optional<user> sqlite_user_repository::find(std::int64_t id) {
     const int rc = sqlite3_step(find_);
     if (rc == SQLITE_DONE) return std::nullopt;
     if (rc != SQLITE_ROW) throw storage_error(path_ + ": read failed: " + sqlite3_errmsg(db_));
-    return user{sqlite3_column_int64(find_, 0), reinterpret_cast<const char*>(sqlite3_column_text(find_, 1)),
-                reinterpret_cast<const char*>(sqlite3_column_text(find_, 2))};
+    return read_user(find_);
 }
 
-create_outcome sqlite_user_repository::create(const new_user& u) {
+write_result sqlite_user_repository::create(const new_user& u) {
     statement_reset reset{insert_};
     sqlite3_bind_text(insert_, 1, u.name.data(), static_cast<int>(u.name.size()), SQLITE_TRANSIENT);
     sqlite3_bind_text(insert_, 2, u.email.data(), static_cast<int>(u.email.size()), SQLITE_TRANSIENT);
     const int rc = sqlite3_step(insert_);
-    if (rc == SQLITE_CONSTRAINT_UNIQUE) return {};
+    if (rc == SQLITE_CONSTRAINT_UNIQUE) return {write_status::email_taken, {}};
     // SQLITE_DONE in autocommit mode: committed and, with synchronous=FULL, on disk.
     if (rc != SQLITE_DONE) throw storage_error(path_ + ": write failed: " + sqlite3_errmsg(db_));
-    return {true, user{sqlite3_last_insert_rowid(db_), u.name, u.email}};
+    return {write_status::done, user{sqlite3_last_insert_rowid(db_), u.name, u.email, 1}};
+}
+
+write_status sqlite_user_repository::missing_or_mismatch(std::int64_t id) {
+    return find(id) ? write_status::precondition_failed : write_status::not_found;
+}
+
+write_result sqlite_user_repository::update(std::int64_t id, const user_patch& patch, const precondition& pre) {
+    std::optional<user> stored;
+    {
+        statement_reset reset{update_};
+        bind_text(update_, 1, patch.name);
+        bind_text(update_, 2, patch.email);
+        sqlite3_bind_int64(update_, 3, id);
+        bind_precondition(update_, 4, pre);
+        int rc = sqlite3_step(update_);
+        if (rc == SQLITE_CONSTRAINT_UNIQUE) return {write_status::email_taken, {}};
+        if (rc == SQLITE_ROW) {
+            stored = read_user(update_);
+            rc = sqlite3_step(update_);  // to SQLITE_DONE: the statement, and so the commit, is complete
+        }
+        if (rc != SQLITE_DONE) throw storage_error(path_ + ": write failed: " + sqlite3_errmsg(db_));
+    }
+    if (stored) return {write_status::done, std::move(*stored)};
+    return {missing_or_mismatch(id), {}};  // nothing was written: only say why
+}
+
+write_status sqlite_user_repository::remove(std::int64_t id, const precondition& pre) {
+    {
+        statement_reset reset{delete_};
+        sqlite3_bind_int64(delete_, 1, id);
+        bind_precondition(delete_, 2, pre);
+        if (sqlite3_step(delete_) != SQLITE_DONE) throw storage_error(path_ + ": write failed: " + sqlite3_errmsg(db_));
+        if (sqlite3_changes(db_) == 1) return write_status::done;
+    }
+    return missing_or_mismatch(id);
+}
+
+std::vector<user> sqlite_user_repository::list(std::int64_t after, std::size_t limit) {
+    statement_reset reset{list_};
+    sqlite3_bind_int64(list_, 1, after);
+    sqlite3_bind_int64(list_, 2, static_cast<sqlite3_int64>(limit));
+    std::vector<user> out;
+    int rc;
+    while ((rc = sqlite3_step(list_)) == SQLITE_ROW) out.push_back(read_user(list_));
+    if (rc != SQLITE_DONE) throw storage_error(path_ + ": read failed: " + sqlite3_errmsg(db_));
+    return out;
 }
 
 std::size_t sqlite_user_repository::size() {

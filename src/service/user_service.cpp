@@ -1,89 +1,182 @@
 #include "userapi/service/user_service.hpp"
 
 #include <memory>
+#include <stdexcept>
 
 namespace userapi::service {
+namespace {
 
-user_json user_service::find_cached(std::int64_t id) {
-    auto json = cache_.get(id);
-    if (json) hits_.fetch_add(1, std::memory_order_relaxed);
-    return json;
+cached_user entry_of(const user& u) { return {core::shared_bytes(to_json(u)), u.version}; }
+
+// The reason a store call failed, for the log.
+template <class F>
+bool guarded(F f, std::string& error) {
+    try {
+        f();
+        return true;
+    } catch (const std::exception& e) {
+        error = e.what();
+    } catch (...) {
+        error = "unknown error";
+    }
+    return false;
+}
+
+}  // namespace
+
+user_service::user_service(user_cache& cache, db_queue& db, std::vector<user_repository*> repos,
+                           const core::clock& clock, std::chrono::milliseconds request_timeout)
+    : cache_(cache), db_(db), repos_(std::move(repos)), clock_(clock), request_timeout_(request_timeout) {
+    if (repos_.size() < db_.concurrency()) throw std::invalid_argument("user_service: a repository per DB-queue slot");
+}
+
+std::optional<user_cache::lookup> user_service::find_cached(std::int64_t id) {
+    auto found = cache_.get(id);
+    if (!found) return found;
+    hits_.fetch_add(1, std::memory_order_relaxed);
+    if (!found->entry.exists()) negative_hits_.fetch_add(1, std::memory_order_relaxed);
+    if (found->stale) {
+        stale_served_.fetch_add(1, std::memory_order_relaxed);
+        // One refresh at a time, coalesced with any read of this id already in flight.
+        if (auto call = flight_.lead_if_idle(id)) {
+            refreshes_.fetch_add(1, std::memory_order_relaxed);
+            start_load(call, id);
+        }
+    }
+    return found;
 }
 
 void user_service::get(std::int64_t id, callback done) {
-    if (auto json = find_cached(id)) {
-        done({outcome::hit, std::move(json), id});
+    if (auto c = find_cached(id)) {
+        done({c->entry.exists() ? outcome::ok : outcome::not_found, c->stale ? source::stale : source::hit, c->entry});
         return;
     }
     misses_.fetch_add(1, std::memory_order_relaxed);
-    auto joined = flight_.join(id, [id, done = std::move(done)](const load_result& r, bool leader) {
-        const bool found = r.status == outcome::miss;
-        done({found ? (leader ? outcome::miss : outcome::coalesced) : r.status, r.json, id, r.error});
+    auto joined = flight_.join(id, [done = std::move(done)](const load_result& r, bool leader) {
+        reply out{r.status, leader ? source::miss : source::coalesced, r.user, 0, r.error};
+        done(out);
     });
-    if (!joined.leader()) return;
-    auto call = joined.leader_of;
+    if (joined.leader()) start_load(joined.leader_of, id);
+}
+
+void user_service::start_load(const flight_type::call_ptr& call, std::int64_t id) {
+    const auto ticket = cache_.begin_read(id);
     try {
         // A read that completed between our cache miss and the join has already filled the
-        // cache (it inserts before it leaves the map): look again rather than read twice.
-        if (auto json = cache_.get(id)) {
-            flight_.complete(call, {outcome::miss, std::move(json)});
+        // cache (it stores before it leaves the map): look again rather than read twice.
+        if (auto c = cache_.get(id); c && !c->stale) {
+            cache_.end_read(ticket, std::nullopt);
+            flight_.complete(call, {c->entry.exists() ? outcome::ok : outcome::not_found, c->entry, {}});
             return;
         }
-        const auto deadline = clock_.now() + request_timeout_;
-        if (!db_.submit([this, call, id] { load(call, id); }, deadline,
-                        [this, call] {
-                            flight_.complete(call, {outcome::timed_out, user_json{}});
-                        }))
-            flight_.complete(call, {outcome::queue_full, user_json{}});
+        const auto gone = [this, call, ticket](outcome why) {
+            cache_.end_read(ticket, std::nullopt);
+            flight_.complete(call, {why, {}, {}});
+        };
+        if (!db_.submit([this, call, ticket](std::size_t slot) { load(call, ticket, *repos_[slot]); },
+                        clock_.now() + request_timeout_, [gone] { gone(outcome::timed_out); }))
+            gone(outcome::queue_full);
     } catch (const std::exception& e) {
-        flight_.complete(call, {outcome::unavailable, user_json{}, e.what()});
-    } catch (...) {
-        flight_.complete(call, {outcome::unavailable, user_json{}, "unknown error"});
+        cache_.end_read(ticket, std::nullopt);
+        flight_.complete(call, {outcome::unavailable, {}, e.what()});
     }
 }
 
-void user_service::load(const flight_type::call_ptr& call, std::int64_t id) {
-    load_result result{outcome::unavailable, user_json{}};
-    try {
-        auto u = repo_.find(id);
-        reads_.fetch_add(1, std::memory_order_relaxed);
-        if (u) {
-            result = {outcome::miss, user_json(to_json(*u))};
-            cache_.put(id, result.json);  // before complete(): no second read can slip in
-        } else {
-            result = {outcome::not_found, user_json{}};
-        }
-    } catch (const std::exception& e) {
-        result = {outcome::unavailable, user_json{}, e.what()};  // never cached: the next request tries again
-    } catch (...) {
-        result = {outcome::unavailable, user_json{}, "unknown error"};
+void user_service::load(const flight_type::call_ptr& call, const user_cache::read_ticket& ticket,
+                        user_repository& repo) {
+    load_result result;
+    std::optional<user> u;
+    const bool read = guarded([&] { u = repo.find(ticket.id); }, result.error);
+    reads_.fetch_add(1, std::memory_order_relaxed);
+    if (read) {
+        result.status = u ? outcome::ok : outcome::not_found;
+        if (u) result.user = entry_of(*u);
+        cache_.end_read(ticket, result.user);  // before complete(): no second read can slip in
+    } else {
+        cache_.end_read(ticket, std::nullopt);  // a failure is never cached: the next request tries again
     }
     flight_.complete(call, result);
 }
 
-void user_service::create(new_user u, callback done) {
+void user_service::written(std::int64_t id, const cached_user& now_is) {
+    cache_.written(id, now_is);
+    flight_.forget(id);  // requests from now on never join a read that may predate the write
+}
+
+void user_service::submit_write(std::function<reply(user_repository&)> run, callback done) {
     auto shared_done = std::make_shared<callback>(std::move(done));
-    auto op = [this, u = std::move(u), shared_done] {
-        user_reply reply{outcome::unavailable, user_json{}, 0};
-        try {
-            auto r = repo_.create(u);
-            writes_.fetch_add(1, std::memory_order_relaxed);
-            if (r.created) {
-                reply = {outcome::created, user_json(to_json(r.stored)), r.stored.id};
-                cache_.put(r.stored.id, reply.json);
-            } else {
-                reply = {outcome::email_taken, user_json{}, 0};
-            }
-        } catch (const std::exception& e) {
-            reply = {outcome::unavailable, user_json{}, 0, e.what()};
-        } catch (...) {
-            reply = {outcome::unavailable, user_json{}, 0, "unknown error"};
-        }
-        (*shared_done)(reply);
+    auto op = [this, run = std::move(run), shared_done](std::size_t slot) {
+        writes_.fetch_add(1, std::memory_order_relaxed);
+        (*shared_done)(run(*repos_[slot]));
     };
-    const auto deadline = clock_.now() + request_timeout_;
-    if (!db_.submit(std::move(op), deadline, [shared_done] { (*shared_done)({outcome::timed_out, user_json{}, 0}); }))
-        (*shared_done)({outcome::queue_full, user_json{}, 0});
+    if (!db_.submit(std::move(op), clock_.now() + request_timeout_,
+                    [shared_done] { (*shared_done)(reply{outcome::timed_out}); }))
+        (*shared_done)(reply{outcome::queue_full});
+}
+
+void user_service::create(new_user u, callback done) {
+    submit_write(
+        [this, u = std::move(u)](user_repository& repo) {
+            reply out;
+            write_result r;
+            if (!guarded([&] { r = repo.create(u); }, out.error)) return out;
+            if (r.status != write_status::done) return reply{outcome::email_taken};
+            out = {outcome::ok, source::miss, entry_of(r.stored), r.stored.id, {}};
+            written(r.stored.id, out.user);
+            return out;
+        },
+        std::move(done));
+}
+
+void user_service::update(std::int64_t id, user_patch patch, precondition pre, callback done) {
+    submit_write(
+        [this, id, patch = std::move(patch), pre = std::move(pre)](user_repository& repo) {
+            reply out;
+            write_result r;
+            if (!guarded([&] { r = repo.update(id, patch, pre); }, out.error)) return out;
+            switch (r.status) {
+                case write_status::done:
+                    out = {outcome::ok, source::miss, entry_of(r.stored), id, {}};
+                    written(id, out.user);
+                    return out;
+                case write_status::not_found:
+                    written(id, {});  // the store says so now: forget any stale copy
+                    return reply{outcome::not_found};
+                case write_status::email_taken:
+                    return reply{outcome::email_taken};
+                case write_status::precondition_failed:
+                    return reply{outcome::precondition_failed};
+            }
+            return out;
+        },
+        std::move(done));
+}
+
+void user_service::remove(std::int64_t id, precondition pre, callback done) {
+    submit_write(
+        [this, id, pre = std::move(pre)](user_repository& repo) {
+            reply out;
+            write_status r = write_status::done;
+            if (!guarded([&] { r = repo.remove(id, pre); }, out.error)) return out;
+            if (r == write_status::precondition_failed) return reply{outcome::precondition_failed};
+            written(id, {});  // deleted, or it was not there: either way there is no such user now
+            return reply{r == write_status::done ? outcome::ok : outcome::not_found};
+        },
+        std::move(done));
+}
+
+void user_service::list(std::int64_t after, std::size_t limit, page_callback done) {
+    auto shared_done = std::make_shared<page_callback>(std::move(done));
+    auto op = [this, after, limit, shared_done](std::size_t slot) {
+        page p;
+        if (guarded([&] { p.users = repos_[slot]->list(after, limit); }, p.error)) p.status = outcome::ok;
+        reads_.fetch_add(1, std::memory_order_relaxed);
+        (*shared_done)(p);
+    };
+    if (!db_.submit(std::move(op), clock_.now() + request_timeout_, [shared_done] {
+            (*shared_done)(page{outcome::timed_out, {}, {}});
+        }))
+        (*shared_done)(page{outcome::queue_full, {}, {}});
 }
 
 service_stats user_service::stats() const {
@@ -91,6 +184,9 @@ service_stats user_service::stats() const {
     s.cache = cache_.stats();
     s.hits = hits_.load(std::memory_order_relaxed);
     s.misses = misses_.load(std::memory_order_relaxed);
+    s.negative_hits = negative_hits_.load(std::memory_order_relaxed);
+    s.stale_served = stale_served_.load(std::memory_order_relaxed);
+    s.refreshes = refreshes_.load(std::memory_order_relaxed);
     s.inflight = flight_.inflight();
     s.coalesced = flight_.coalesced();
     s.reads = reads_.load(std::memory_order_relaxed);

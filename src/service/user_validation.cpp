@@ -119,10 +119,12 @@ bool is_valid_email(std::string_view email) {
            });
 }
 
-std::variant<new_user, invalid_user> parse_new_user(std::string_view body) {
+namespace {
+
+// A JSON object with no member given twice (the parser would silently merge them), or why not.
+std::variant<json, invalid_user> parse_object(std::string_view body, const char* expected) {
     std::string duplicate;
     std::unordered_set<std::string> keys;
-    // Duplicate members would be silently merged by the parser: spot them while parsing.
     const json::parser_callback_t on_event = [&](int depth, json::parse_event_t event, json& parsed) {
         if (event == json::parse_event_t::key && depth == 1 && duplicate.empty()) {
             const auto& k = parsed.get_ref<const std::string&>();
@@ -142,20 +144,58 @@ std::variant<new_user, invalid_user> parse_new_user(std::string_view body) {
     } catch (const json::exception&) {  // e.g. a number too large for a double: 1e999
         return invalid_user{"body is not valid JSON (a number is out of range)"};
     }
-    if (!obj.is_object()) return invalid_user{"body must be a JSON object with name and email"};
+    if (!obj.is_object()) return invalid_user{expected};
     if (!duplicate.empty()) return invalid_user{"member " + quote_name(duplicate) + " appears more than once"};
     for (const auto& [key, value] : obj.items()) {
         if (key == "id") return invalid_user{"member \"id\" is not allowed: ids are assigned by the server"};
+        if (key == "version")
+            return invalid_user{"member \"version\" is not allowed: the server keeps it (see the ETag)"};
         if (key != "name" && key != "email")
             return invalid_user{"unknown member " + quote_name(key) + ": only name and email are allowed"};
     }
+    return obj;
+}
+
+// "" when `value`, the field `field` of a user, is acceptable; else why not.
+std::string field_problem(const char* field, const std::string& value) {
+    if (value.empty()) return std::string(field) + " must not be empty";
+    if (std::string_view(field) == "name") return name_problem(value);
+    if (value.size() > kMaxEmailChars) return "email must be at most 254 characters";
+    if (!is_valid_email(value)) return "email must look like local@domain.tld";
+    return {};
+}
+
+}  // namespace
+
+std::variant<new_user, invalid_user> parse_new_user(std::string_view body) {
+    auto parsed = parse_object(body, "body must be a JSON object with name and email");
+    if (auto* bad = std::get_if<invalid_user>(&parsed)) return *bad;
+    const json& obj = std::get<json>(parsed);
     if (auto e = string_member_error(obj, "name"); !e.empty()) return invalid_user{e};
     if (auto e = string_member_error(obj, "email"); !e.empty()) return invalid_user{e};
     new_user u{obj["name"].get<std::string>(), obj["email"].get<std::string>()};
-    if (auto e = name_problem(u.name); !e.empty()) return invalid_user{e};
-    if (u.email.size() > kMaxEmailChars) return invalid_user{"email must be at most 254 characters"};
-    if (!is_valid_email(u.email)) return invalid_user{"email must look like local@domain.tld"};
+    if (auto e = field_problem("name", u.name); !e.empty()) return invalid_user{e};
+    if (auto e = field_problem("email", u.email); !e.empty()) return invalid_user{e};
     return u;
+}
+
+std::variant<user_patch, invalid_user> parse_user_patch(std::string_view body) {
+    auto parsed = parse_object(body, "body must be a JSON object with name, email or both");
+    if (auto* bad = std::get_if<invalid_user>(&parsed)) return *bad;
+    const json& obj = std::get<json>(parsed);
+    if (obj.empty()) return invalid_user{"the patch is empty: give name, email or both"};
+    user_patch p;
+    for (const char* field : {"name", "email"}) {
+        const auto it = obj.find(field);
+        if (it == obj.end()) continue;
+        // RFC 7396 would remove a member set to null; both fields are required.
+        if (it->is_null()) return invalid_user{std::string(field) + " cannot be removed (null): it is required"};
+        if (!it->is_string()) return invalid_user{std::string(field) + " must be a string"};
+        auto value = it->get<std::string>();
+        if (auto e = field_problem(field, value); !e.empty()) return invalid_user{e};
+        (std::string_view(field) == "name" ? p.name : p.email) = std::move(value);
+    }
+    return p;
 }
 
 }  // namespace userapi::service

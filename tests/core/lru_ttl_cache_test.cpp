@@ -138,3 +138,50 @@ TEST_F(LruTtlCache, ChurnKeepsInvariants) {
     EXPECT_EQ(cache.sweep(now), held) << "everything expired goes in one sweep";
     EXPECT_EQ(cache.size(), 0u);
 }
+
+// A stale window: past its TTL an entry is found as stale (get() never returns it), and it is
+// dead, swept and counted as expired, once the window has passed too.
+TEST(LruTtlCacheKinds, StaleWindowAfterTtl) {
+    steady_time now = steady_time{} + 1h;
+    userapi::core::lru_ttl_cache<int, std::string> c{10, {{60s, 30s}}};
+    c.put(1, "v1", now);
+    now += 60s;
+    auto h = c.find(1, now);
+    ASSERT_TRUE(h);
+    EXPECT_TRUE(h->stale);
+    EXPECT_FALSE(c.get(1, now)) << "get() returns fresh values only";
+    EXPECT_EQ(c.sweep(now), 0u) << "still inside its stale window";
+    now += 30s - 1ns;
+    EXPECT_TRUE(c.find(1, now));
+    now += 1ns;
+    EXPECT_EQ(c.sweep(now), 1u);
+    EXPECT_EQ(c.stats().expirations, 1u);
+    EXPECT_EQ(c.size(), 0u);
+}
+
+// Each kind has its own lifetime; kinds share the capacity and the LRU order.
+TEST(LruTtlCacheKinds, KindsHaveTheirOwnTtlAndShareCapacity) {
+    steady_time now = steady_time{} + 1h;
+    userapi::core::lru_ttl_cache<int, std::string> c{3, {{60s, 0s}, {5s, 0s}}};
+    c.put(1, "user", now, 0);
+    c.put(2, "", now, 1);
+    EXPECT_EQ(c.size(0), 1u);
+    EXPECT_EQ(c.size(1), 1u);
+    now += 5s;
+    EXPECT_FALSE(c.find(2, now)) << "the short-lived kind expired";
+    EXPECT_TRUE(c.find(1, now));
+    c.put(3, "", now, 1);
+    c.put(4, "", now, 1);
+    c.put(5, "user", now, 0);  // full: the least recently used (1) goes, whatever its kind
+    EXPECT_EQ(c.size(), 3u);
+    EXPECT_FALSE(c.find(1, now));
+    EXPECT_EQ(c.size(0), 1u);
+    EXPECT_EQ(c.size(1), 2u);
+    c.put(3, "user now", now, 0);  // a kind can change on put
+    EXPECT_EQ(c.size(0), 2u);
+    now += 5s;
+    EXPECT_EQ(c.sweep(now), 1u) << "only entry 4 was negative and short-lived";
+    EXPECT_TRUE(c.erase(5));
+    EXPECT_FALSE(c.erase(5));
+    EXPECT_EQ(c.size(), 1u);
+}

@@ -85,3 +85,31 @@ TEST(SingleFlight, WaiterMayJoinAgain) {
     f.complete(first.leader_of, "done");
     EXPECT_TRUE(next) << "the key was free when the waiter ran";
 }
+
+// After forget(), the call in flight keeps its waiters, but new callers lead a fresh load.
+TEST(SingleFlight, ForgetLetsNewCallersStartAFreshLoad) {
+    flight f;
+    recorder rec;
+    auto old_call = f.join(1, rec.waiter()).leader_of;
+    EXPECT_FALSE(f.join(1, rec.waiter()).leader());
+    f.forget(1);
+    auto fresh = f.join(1, rec.waiter()).leader_of;
+    ASSERT_TRUE(fresh) << "a caller after forget() waited for the old load";
+    f.complete(old_call, "old");
+    EXPECT_EQ(f.inflight(), 1u) << "completing the old call removed the fresh one";
+    f.complete(fresh, "new");
+    EXPECT_EQ(rec.results, (std::vector<std::string>{"old", "old", "new"}));
+}
+
+// A background refresh leads only when nothing is in flight, and has no waiter of its own.
+TEST(SingleFlight, LeadIfIdle) {
+    flight f;
+    recorder rec;
+    auto refresh = f.lead_if_idle(1);
+    ASSERT_TRUE(refresh);
+    EXPECT_FALSE(f.lead_if_idle(1)) << "two refreshes at once";
+    EXPECT_FALSE(f.join(1, rec.waiter()).leader()) << "a read joins the refresh";
+    f.complete(refresh, "fresh");
+    EXPECT_EQ(rec.results, (std::vector<std::string>{"fresh"}));
+    EXPECT_EQ(f.inflight(), 0u);
+}

@@ -96,9 +96,9 @@ TEST_F(Handler, UnknownPathIs404) { expect_problem(get("/nope"), 404); }
 
 // A known path with another method: 405 with Allow listing what it serves.
 TEST_F(Handler, WrongMethodIs405WithAllow) {
-    auto r = call(bhttp::verb::delete_, "/users/1");
+    auto r = call(bhttp::verb::put, "/users/1");
     expect_problem(r, 405);
-    EXPECT_EQ(r[bhttp::field::allow], "GET, HEAD");
+    EXPECT_EQ(r[bhttp::field::allow], "GET, HEAD, PATCH, DELETE");
     auto r2 = call(bhttp::verb::get, "/cache");
     expect_problem(r2, 405);
     EXPECT_EQ(r2[bhttp::field::allow], "DELETE");

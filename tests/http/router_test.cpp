@@ -35,8 +35,8 @@ TEST(Router, CanonicalIds) {
 }
 
 TEST(Router, AllowedMethods) {
-    EXPECT_EQ(allowed_methods(route::user), "GET, HEAD");
-    EXPECT_EQ(allowed_methods(route::users), "POST");
+    EXPECT_EQ(allowed_methods(route::user), "GET, HEAD, PATCH, DELETE");
+    EXPECT_EQ(allowed_methods(route::users), "GET, HEAD, POST");
     EXPECT_EQ(allowed_methods(route::cache), "DELETE");
     EXPECT_EQ(route_pattern(route::user), "/users/{id}");
 }

@@ -78,7 +78,7 @@ TEST(Server, EveryEndpoint) {
     EXPECT_NE(metrics.body.find("http_requests_total"), std::string::npos);
     auto wrong = request(port, "PUT", "/users/1");
     EXPECT_EQ(wrong.status, 405);
-    EXPECT_EQ(wrong.header("Allow"), "GET, HEAD");
+    EXPECT_EQ(wrong.header("Allow"), "GET, HEAD, PATCH, DELETE");
     EXPECT_EQ(wrong.header("Content-Type"), "application/problem+json");
     EXPECT_FALSE(wrong.header("X-Request-Id").empty());
 }

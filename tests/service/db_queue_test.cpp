@@ -2,8 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <boost/asio/io_context.hpp>
+#include <condition_variable>
+#include <mutex>
 #include <numeric>
+#include <set>
+#include <thread>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -20,7 +25,7 @@ TEST(DbQueue, FifoOneAtATime) {
     std::vector<int> order;
     int running = 0, max_running = 0;
     for (int i = 0; i < 20; ++i)
-        ASSERT_TRUE(q.submit([&, i] {
+        ASSERT_TRUE(q.submit([&, i](std::size_t) {
             max_running = std::max(max_running, ++running);
             order.push_back(i);
             --running;
@@ -40,7 +45,7 @@ TEST(DbQueue, LatencyIsATimerNotASleep) {
     boost::asio::io_context ioc;
     db_queue q(ioc, test_clock, 50ms, 10);
     bool ran = false;
-    q.submit([&] { ran = true; });
+    q.submit([&](std::size_t) { ran = true; });
     const auto start = std::chrono::steady_clock::now();
     ioc.poll();
     EXPECT_FALSE(ran) << "ran before its latency";
@@ -56,11 +61,11 @@ TEST(DbQueue, LimitRefusesAndDropsNothingAccepted) {
     db_queue q(ioc, test_clock, 0ms, 2);
     int ran = 0;
     int accepted = 0;
-    for (int i = 0; i < 10; ++i) accepted += q.submit([&] { ++ran; }) ? 1 : 0;
+    for (int i = 0; i < 10; ++i) accepted += q.submit([&](std::size_t) { ++ran; }) ? 1 : 0;
     EXPECT_EQ(accepted, 3);
     ioc.run();
     EXPECT_EQ(ran, 3) << "every accepted operation runs";
-    EXPECT_TRUE(q.submit([&] { ++ran; })) << "room again once drained";
+    EXPECT_TRUE(q.submit([&](std::size_t) { ++ran; })) << "room again once drained";
     ioc.restart();
     ioc.run();
     EXPECT_EQ(ran, 4);
@@ -71,8 +76,8 @@ TEST(DbQueue, ThrowingOperationDoesNotStallQueue) {
     boost::asio::io_context ioc;
     db_queue q(ioc, test_clock, 0ms, 10);
     bool second = false;
-    q.submit([] { throw std::runtime_error("boom"); });
-    q.submit([&] { second = true; });
+    q.submit([](std::size_t) { throw std::runtime_error("boom"); });
+    q.submit([&](std::size_t) { second = true; });
     ioc.run();
     EXPECT_TRUE(second);
     EXPECT_EQ(q.depth(), 0u);
@@ -85,12 +90,48 @@ TEST(DbQueue, ExpiredJobsAreDroppedUnrun) {
     db_queue q(ioc, test_clock, 0ms, 1);
     const auto past = test_clock.now() - 1ms;
     bool ran = false, expired = false, fresh_ran = false;
-    ASSERT_TRUE(q.submit([&] { ran = true; }, past, [&] { expired = true; }));
-    ASSERT_TRUE(q.submit([&] { fresh_ran = true; }));
-    EXPECT_FALSE(q.submit([] {})) << "full: one running plus one waiting";
+    ASSERT_TRUE(q.submit([&](std::size_t) { ran = true; }, past, [&] { expired = true; }));
+    ASSERT_TRUE(q.submit([&](std::size_t) { fresh_ran = true; }));
+    EXPECT_FALSE(q.submit([](std::size_t) {})) << "full: one running plus one waiting";
     ioc.run();
     EXPECT_FALSE(ran);
     EXPECT_TRUE(expired);
     EXPECT_TRUE(fresh_ran);
     EXPECT_EQ(q.depth(), 0u);
+}
+
+// With concurrency N, up to N operations run at once, started in FIFO order, each holding a
+// slot no other running operation holds. Each batch of three waits until all three are in,
+// which only ends if three run at the same time.
+TEST(DbQueue, ConcurrencyRunsSeveralAtOnceInFifoOrder) {
+    boost::asio::io_context ioc;
+    db_queue q(ioc, test_clock, 0ms, 100, 3);
+    std::mutex mu;
+    std::condition_variable cv;
+    std::vector<int> started;
+    std::set<std::size_t> busy;
+    int running = 0, max_running = 0;
+    for (int i = 0; i < 9; ++i)
+        ASSERT_TRUE(q.submit([&, i](std::size_t slot) {
+            std::unique_lock lock(mu);
+            started.push_back(i);
+            EXPECT_LT(slot, 3u);
+            EXPECT_TRUE(busy.insert(slot).second) << "slot " << slot << " held twice";
+            max_running = std::max(max_running, ++running);
+            cv.notify_all();
+            const auto batch_end = static_cast<std::size_t>((i / 3 + 1) * 3);
+            cv.wait_for(lock, 5s, [&] { return started.size() >= batch_end; });
+            busy.erase(slot);
+            --running;
+        }));
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 3; ++t) threads.emplace_back([&] { ioc.run(); });
+    for (auto& t : threads) t.join();
+    ASSERT_EQ(started.size(), 9u);
+    EXPECT_EQ(max_running, 3);
+    EXPECT_EQ(q.depth(), 0u);
+    for (std::size_t b = 0; b < 3; ++b) {
+        std::set<int> batch(started.begin() + static_cast<long>(b * 3), started.begin() + static_cast<long>(b * 3 + 3));
+        EXPECT_EQ(batch, (std::set<int>{int(b * 3), int(b * 3 + 1), int(b * 3 + 2)})) << "not started in FIFO order";
+    }
 }

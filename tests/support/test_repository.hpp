@@ -1,4 +1,5 @@
-// Repositories for tests: an in-memory store that counts calls and can be told to fail.
+// Repositories for tests: an in-memory store that counts calls, can be told to fail, and can
+// hold a read inside find() (on_find) so a test decides what happens while it is in flight.
 #pragma once
 
 #include <atomic>
@@ -12,20 +13,37 @@ class counting_repository final : public service::user_repository {
 public:
     std::optional<service::user> find(std::int64_t id) override {
         ++finds;
-        if (on_find) on_find(id);
         if (fail_finds) throw service::storage_error("disk on fire");
-        return inner.find(id);
+        auto found = inner.find(id);  // what the store holds when the read runs...
+        if (on_find) on_find(id);     // ...even if a test changes it before the read returns
+        return found;
     }
-    service::create_outcome create(const service::new_user& u) override {
+    service::write_result create(const service::new_user& u) override {
         ++creates;
-        if (fail_creates) throw service::storage_error("disk on fire");
+        if (fail_writes) throw service::storage_error("disk on fire");
         return inner.create(u);
+    }
+    service::write_result update(std::int64_t id, const service::user_patch& p,
+                                 const service::precondition& pre) override {
+        ++updates;
+        if (fail_writes) throw service::storage_error("disk on fire");
+        return inner.update(id, p, pre);
+    }
+    service::write_status remove(std::int64_t id, const service::precondition& pre) override {
+        ++removes;
+        if (fail_writes) throw service::storage_error("disk on fire");
+        return inner.remove(id, pre);
+    }
+    std::vector<service::user> list(std::int64_t after, std::size_t limit) override {
+        ++lists;
+        if (fail_finds) throw service::storage_error("disk on fire");
+        return inner.list(after, limit);
     }
     std::size_t size() override { return inner.size(); }
 
     service::memory_user_repository inner;
-    std::atomic<int> finds{0}, creates{0};
-    std::atomic<bool> fail_finds{false}, fail_creates{false};
+    std::atomic<int> finds{0}, creates{0}, updates{0}, removes{0}, lists{0};
+    std::atomic<bool> fail_finds{false}, fail_writes{false};
     std::function<void(std::int64_t)> on_find;  // runs inside find(), on the DB queue
 };
 

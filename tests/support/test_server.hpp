@@ -3,8 +3,8 @@
 
 #include <memory>
 
-#include "userapi/log/log.hpp"
 #include "userapi/app/server.hpp"
+#include "userapi/log/log.hpp"
 
 namespace userapi::testing {
 

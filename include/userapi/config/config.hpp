@@ -25,6 +25,10 @@ struct settings {
     std::size_t cache_capacity = 10000;
     std::int64_t cache_ttl_ms = 60000;
     std::int64_t cache_cleanup_interval_ms = 10000;
+    std::int64_t cache_negative_ttl_ms = 5000;  // 0: not-found results are not remembered
+    std::int64_t cache_stale_ms = 0;            // 0: an expired entry is never served
+
+    bool require_if_match = false;  // PATCH and DELETE /users/{id} without If-Match: 428
 
     std::string db_path = "data/userapi.db";
     std::int64_t db_latency_ms = 200;

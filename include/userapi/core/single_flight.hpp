@@ -52,6 +52,24 @@ public:
         return joined{inserted ? it->second : nullptr};
     }
 
+    // Starts a call for `key` with no waiter when none is in flight (a background refresh):
+    // the caller leads it and must complete() it. Null when a load is already in flight.
+    call_ptr lead_if_idle(const Key& key) {
+        std::lock_guard lock(mu_);
+        auto [it, inserted] = calls_.try_emplace(key);
+        if (!inserted) return nullptr;
+        it->second = std::make_shared<call>(key);
+        return it->second;
+    }
+
+    // Detaches the call in flight for `key`, if any: its waiters still get its result, but
+    // callers from now on start a fresh load (Go's Forget). A write does this once it has
+    // changed what the load would return.
+    void forget(const Key& key) {
+        std::lock_guard lock(mu_);
+        calls_.erase(key);
+    }
+
     // Ends the call: removes it (only if the map still holds this very call) and hands the
     // result to every waiter that joined it. Later joins start a fresh load.
     void complete(const call_ptr& c, const Result& result) {

@@ -14,8 +14,8 @@
 
 namespace userapi::http {
 
-enum class method_label { get, head, post, del, other };
-inline constexpr int kMethodCount = 5;
+enum class method_label { get, head, post, patch, del, other };
+inline constexpr int kMethodCount = 6;
 
 class metrics {
 public:
@@ -36,8 +36,8 @@ public:
 
 private:
     // The status codes the server answers with; anything else is counted as "other".
-    static constexpr std::array<unsigned, 18> kStatuses = {100, 200, 201, 400, 401, 403, 404, 405, 409,
-                                                           413, 415, 429, 431, 500, 501, 503, 504, 0};
+    static constexpr std::array<unsigned, 22> kStatuses = {100, 200, 201, 204, 304, 400, 401, 403, 404, 405, 409,
+                                                           412, 413, 415, 428, 429, 431, 500, 501, 503, 504, 0};
     static constexpr int kStatusCount = static_cast<int>(kStatuses.size());
     static constexpr int kShards = 8;
     using counter = std::atomic<std::uint64_t>;

@@ -1,5 +1,8 @@
-// /users and /users/{id}: reading and creating users through the user service.
+// /users and /users/{id}: reading, listing, creating, changing and deleting users through the
+// user service, with ETags and conditional requests (contract sections 2 and 6).
 #pragma once
+
+#include <optional>
 
 #include <boost/asio/awaitable.hpp>
 
@@ -14,9 +17,18 @@ public:
     users_resource(const config::settings& cfg, service::user_service& users) : cfg_(cfg), users_(users) {}
 
     boost::asio::awaitable<void> get(exchange& x);     // GET/HEAD /users/{id}
+    boost::asio::awaitable<void> list(exchange& x);    // GET/HEAD /users?limit=N&after=ID
     boost::asio::awaitable<void> create(exchange& x);  // POST /users
+    boost::asio::awaitable<void> patch(exchange& x);   // PATCH /users/{id}
+    boost::asio::awaitable<void> remove(exchange& x);  // DELETE /users/{id}
 
 private:
+    void answer_read(exchange& x, std::int64_t id, const service::cached_user& user, service::source from);
+    // If-Match as a precondition; nullopt with 400 or 428 set on the response.
+    std::optional<service::precondition> write_precondition(exchange& x, std::int64_t id);
+    void answer_write_failure(exchange& x, std::int64_t id, const std::optional<service::reply>& r,
+                              const std::string& email);
+
     const config::settings& cfg_;
     service::user_service& users_;
 };

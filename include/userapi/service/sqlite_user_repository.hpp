@@ -1,5 +1,7 @@
-// Users in a SQLite file: the durable store. Every create is committed with
-// synchronous=FULL before it returns, so an acknowledged user survives a crash or power cut.
+// Users in a SQLite file: the durable store. Every write is committed with synchronous=FULL
+// before it returns, so an acknowledged change survives a crash or power cut. If-Match is part
+// of each UPDATE and DELETE statement (WHERE version ...), so the check and the write are one
+// atomic step, whatever other process shares the file.
 //
 // Not thread-safe: one connection, used by one thread (the DB queue's) once the server runs.
 // Failures throw storage_error with SQLite's message (for the log, never for a client).
@@ -16,7 +18,7 @@ namespace userapi::service {
 
 class sqlite_user_repository final : public user_repository {
 public:
-    static constexpr int kSchemaVersion = 1;
+    static constexpr int kSchemaVersion = 2;  // 2: users.version
 
     // Opens or creates `path` (its folder too); ":memory:" keeps nothing. Refuses a file that
     // is not SQLite or whose schema is newer than kSchemaVersion, without changing it.
@@ -26,7 +28,10 @@ public:
     sqlite_user_repository& operator=(const sqlite_user_repository&) = delete;
 
     std::optional<user> find(std::int64_t id) override;
-    create_outcome create(const new_user& u) override;
+    write_result create(const new_user& u) override;
+    write_result update(std::int64_t id, const user_patch& patch, const precondition& pre) override;
+    write_status remove(std::int64_t id, const precondition& pre) override;
+    std::vector<user> list(std::int64_t after, std::size_t limit) override;
     std::size_t size() override;
     void seed(std::int64_t n) override;  // one transaction
 
@@ -37,11 +42,17 @@ private:
     int schema_version();
     std::int64_t query_int(const char* sql, const char* what);  // one non-negative number
     void migrate();
+    void migrate_step(int from, const char* sql);
+    sqlite3_stmt* prepare(const char* sql);
+    write_status missing_or_mismatch(std::int64_t id);  // after a guarded write changed nothing
     [[noreturn]] void fail(const std::string& what);
 
     sqlite3* db_ = nullptr;
     sqlite3_stmt* find_ = nullptr;
     sqlite3_stmt* insert_ = nullptr;
+    sqlite3_stmt* update_ = nullptr;
+    sqlite3_stmt* delete_ = nullptr;
+    sqlite3_stmt* list_ = nullptr;
     std::string path_;
 };
 

@@ -1,10 +1,12 @@
-// Where users are stored. Implementations are not thread-safe: the DB queue's single
-// thread is the only caller once the server runs. Storage failures throw storage_error.
+// Where users are stored. Implementations are not thread-safe: each is used by one thread at
+// a time (the DB queue's). Storage failures throw storage_error; expected outcomes (not found,
+// email taken, precondition failed) are values.
 #pragma once
 
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
+#include <vector>
 
 #include "userapi/service/user.hpp"
 
@@ -15,17 +17,27 @@ public:
     using std::runtime_error::runtime_error;
 };
 
-struct create_outcome {
-    bool created = false;  // false: the email is taken (compared case-insensitively)
-    user stored;           // the user as stored, when created
+enum class write_status { done, not_found, email_taken, precondition_failed };
+
+struct write_result {
+    write_status status = write_status::done;
+    user stored;  // the user as stored, when done (for a delete: empty)
 };
 
 class user_repository {
 public:
     virtual ~user_repository() = default;
     virtual std::optional<user> find(std::int64_t id) = 0;
-    // Assigns the next id (increasing, never reused) and stores the user.
-    virtual create_outcome create(const new_user& u) = 0;
+    // Assigns the next id (increasing, never reused) and stores the user at version 1.
+    // done | email_taken (compared case-insensitively).
+    virtual write_result create(const new_user& u) = 0;
+    // Applies `patch` when `pre` matches the stored version, in one atomic step; the version
+    // grows only when a field changes. done | not_found | email_taken | precondition_failed.
+    virtual write_result update(std::int64_t id, const user_patch& patch, const precondition& pre) = 0;
+    // done | not_found | precondition_failed, the check and the delete one atomic step.
+    virtual write_status remove(std::int64_t id, const precondition& pre) = 0;
+    // Users with an id above `after`, in ascending id order, at most `limit`.
+    virtual std::vector<user> list(std::int64_t after, std::size_t limit) = 0;
     virtual std::size_t size() = 0;
     // Creates users 1..n ("User N", userN@example.com); stores may batch it.
     virtual void seed(std::int64_t n);

@@ -1,6 +1,7 @@
-// Reads and writes of users: the cache first, then one coalesced read per id through the
-// DB queue. Thread-safe: the cache and the single-flight map carry their own locks, counters
-// are atomics, and the repository is touched only by DB-queue operations.
+// Reads and writes of users: the cache first, then one coalesced read per id through the DB
+// queue; writes through the queue, each replacing the cached entry before it is answered.
+// Thread-safe: the cache and the single-flight map carry their own locks, counters are
+// atomics, and the repository is touched only by DB-queue operations.
 //
 // Completion callbacks run on the thread that completes the work: the caller's own thread for
 // cache hits and refusals, the DB queue's thread otherwise. Callers post back to their own
@@ -12,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "userapi/core/single_flight.hpp"
 #include "userapi/service/db_queue.hpp"
@@ -21,27 +23,37 @@
 namespace userapi::service {
 
 enum class outcome {
-    hit,        // found in the cache
-    miss,       // read from the database by this request
-    coalesced,  // answered by a read another request started
-    created,
+    ok,
     not_found,
     email_taken,
-    queue_full,   // the DB queue refused the operation: try later
-    timed_out,    // the operation waited past the request timeout and was dropped unrun
-    unavailable,  // the database failed
+    precondition_failed,  // If-Match named another version: nothing was written
+    queue_full,           // the DB queue refused the operation: try later
+    timed_out,            // the operation waited past the request timeout and was dropped unrun
+    unavailable,          // the database failed
 };
 
-struct user_reply {
+// Where a read's answer came from (X-Cache).
+enum class source { hit, miss, coalesced, stale };
+
+// One answer of the service.
+struct reply {
     outcome status = outcome::unavailable;
-    user_json json;  // the user, when there is one
-    std::int64_t id = 0;
-    std::string error;  // why the database failed, for the log only: never sent to a client
+    source from = source::miss;  // for reads
+    cached_user user;            // the user (JSON and version) when there is one
+    std::int64_t id = 0;         // the id of a created user
+    std::string error;           // why the database failed, for the log only: never sent to a client
+};
+
+struct page {
+    outcome status = outcome::unavailable;
+    std::vector<user> users;
+    std::string error;
 };
 
 struct service_stats {
     cache_stats cache;
-    std::uint64_t hits = 0, misses = 0;
+    std::uint64_t hits = 0, misses = 0;  // GET /users/{id}: answered from the cache or not
+    std::uint64_t negative_hits = 0, stale_served = 0, refreshes = 0;
     std::size_t inflight = 0;
     std::uint64_t coalesced = 0;
     std::uint64_t reads = 0, writes = 0;
@@ -50,44 +62,66 @@ struct service_stats {
 
 class user_service {
 public:
-    using callback = std::function<void(const user_reply&)>;
+    using callback = std::function<void(const reply&)>;
+    using page_callback = std::function<void(const page&)>;
 
     // An operation still queued `request_timeout` after it was submitted is dropped unrun:
     // by then every request waiting for it has been answered 504.
+    // `repos[slot]` is the store an operation in DB-queue slot `slot` uses (one connection
+    // each); one repository serves every slot when given alone.
+    user_service(user_cache& cache, db_queue& db, std::vector<user_repository*> repos, const core::clock& clock,
+                 std::chrono::milliseconds request_timeout = std::chrono::hours(24));
     user_service(user_cache& cache, db_queue& db, user_repository& repo, const core::clock& clock,
                  std::chrono::milliseconds request_timeout = std::chrono::hours(24))
-        : cache_(cache), db_(db), repo_(repo), clock_(clock), request_timeout_(request_timeout) {}
+        : user_service(cache, db, std::vector<user_repository*>(db.concurrency(), &repo), clock, request_timeout) {}
 
-    // The cached JSON of `id`, or null: the hot path, never waits. Counts a hit when found.
-    user_json find_cached(std::int64_t id);
+    // The hot path: the cached entry of `id` (a user, or that there is none), never waits.
+    // Counts a hit; a stale entry is counted as served stale and starts one background refresh.
+    std::optional<user_cache::lookup> find_cached(std::int64_t id);
 
-    // hit | miss | coalesced | not_found | queue_full | timed_out | unavailable.
+    // The cache first (as find_cached), then one coalesced read: ok (hit | stale | miss |
+    // coalesced) | not_found | queue_full | timed_out | unavailable. A not-found result is
+    // remembered as a negative entry.
     void get(std::int64_t id, callback done);
 
-    // created (then the user is cached) | email_taken | queue_full | timed_out | unavailable.
+    // ok (the user, id) | email_taken | queue_full | timed_out | unavailable.
     void create(new_user u, callback done);
+    // ok (the user) | not_found | email_taken | precondition_failed | queue_full | timed_out | unavailable.
+    void update(std::int64_t id, user_patch patch, precondition pre, callback done);
+    // ok | not_found | precondition_failed | queue_full | timed_out | unavailable.
+    void remove(std::int64_t id, precondition pre, callback done);
+    // Up to `limit` users with an id above `after`, read through the queue, not cached.
+    void list(std::int64_t after, std::size_t limit, page_callback done);
 
     std::size_t clear_cache() { return cache_.clear(); }
     std::size_t sweep_cache() { return cache_.sweep(); }
     service_stats stats() const;
+    const user_cache::lifetimes& cache_config() const { return cache_.config(); }
 
 private:
     struct load_result {
-        outcome status;
-        user_json json;
+        outcome status = outcome::unavailable;
+        cached_user user;
         std::string error;
     };
     using flight_type = core::single_flight<std::int64_t, load_result>;
 
-    void load(const flight_type::call_ptr& call, std::int64_t id);  // on the DB queue
+    void start_load(const flight_type::call_ptr& call, std::int64_t id);
+    void load(const flight_type::call_ptr& call, const user_cache::read_ticket& ticket,
+              user_repository& repo);  // on the DB queue
+    // Records a committed write in the cache before its answer goes out.
+    void written(std::int64_t id, const cached_user& now_is);
+    // Submits a write; `run` returns its reply. Refusal and expiry answer `done` too.
+    void submit_write(std::function<reply(user_repository&)> run, callback done);
 
     user_cache& cache_;
     db_queue& db_;
-    user_repository& repo_;     // only touched by DB-queue operations
-    const core::clock& clock_;  // for deadlines
+    std::vector<user_repository*> repos_;  // by DB-queue slot; only touched by DB-queue operations
+    const core::clock& clock_;             // for deadlines
     std::chrono::milliseconds request_timeout_;
     flight_type flight_;
-    std::atomic<std::uint64_t> hits_{0}, misses_{0}, reads_{0}, writes_{0};
+    std::atomic<std::uint64_t> hits_{0}, misses_{0}, negative_hits_{0}, stale_served_{0}, refreshes_{0}, reads_{0},
+        writes_{0};
 };
 
 }  // namespace userapi::service

@@ -1,4 +1,5 @@
-// The rules a POST /users body must follow (contract section 2). Pure: no I/O.
+// The rules a POST /users body and a PATCH /users/{id} body follow (contract sections 2
+// and 6.3). Pure: no I/O.
 #pragma once
 
 #include <string>
@@ -18,6 +19,11 @@ struct invalid_user {
 
 // A JSON object with exactly the string members "name" and "email", valid UTF-8.
 std::variant<new_user, invalid_user> parse_new_user(std::string_view body);
+
+// A JSON Merge Patch (RFC 7396) of a user: an object with name, email or both, each valid as
+// in parse_new_user; null for either (both are required), an empty object, id, version or any
+// other member is refused, naming it.
+std::variant<user_patch, invalid_user> parse_user_patch(std::string_view body);
 
 // "" when `name` (valid UTF-8) is acceptable: at most 100 code points, no control or
 // bidirectional control characters, at least one visible character. Else why not.
