@@ -24,11 +24,12 @@ inline config::settings test_settings() {
 
 class test_server {
 public:
+    // `clock`: what the cache, the limiter and the deadlines read (a test's manual clock).
     explicit test_server(config::settings s = test_settings(), std::unique_ptr<service::user_repository> repo = nullptr,
-                         spdlog::sink_ptr log_sink = nullptr)
+                         spdlog::sink_ptr log_sink = nullptr, const core::clock* clock = nullptr)
         : cfg_(std::move(s)) {
         log::setup_logging(cfg_.log_level, cfg_.log_format, std::move(log_sink));
-        server_ = std::make_unique<app::server>(cfg_, std::move(repo));
+        server_ = std::make_unique<app::server>(cfg_, std::move(repo), clock);
         server_->start();
     }
     ~test_server() {
