@@ -240,8 +240,11 @@ asio::awaitable<void> run_session(Stream stream, core::ip_address peer, request_
         }
         res.keep_alive(keep_alive);
         res.prepare_payload();
+        // RFC 9110 §8.6: no Content-Length on 204, and none but the 200's own on a 304.
+        const bool bodiless = res.result() == bhttp::status::no_content || res.result() == bhttp::status::not_modified;
+        if (bodiless) res.erase(field::content_length);
         stream.expires_after(idle_timeout);  // a client that never reads is dropped
-        const bool head_only = req.method() == bhttp::verb::head;
+        const bool head_only = req.method() == bhttp::verb::head || bodiless;
         if (!co_await write_response(stream, res, head_only, head_bytes)) break;
         ctx.request_id.clear();
         if (!keep_alive) {

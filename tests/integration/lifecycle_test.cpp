@@ -63,6 +63,7 @@ TEST_F(Lifecycle, IfNoneMatchIs304) {
         auto r = request(port, "GET", "/users/3", {{"If-None-Match", inm}});
         EXPECT_EQ(r.status, 304) << inm;
         EXPECT_EQ(r.body, "");
+        EXPECT_FALSE(r.has_header("Content-Length")) << "a 304 must not claim an empty body";
         EXPECT_EQ(r.header("ETag"), etag);
         EXPECT_EQ(r.header("Cache-Control"), "no-cache");
         EXPECT_EQ(r.header("X-Cache"), "HIT");
@@ -118,6 +119,7 @@ TEST_F(Lifecycle, DeleteThen404) {
     auto d = request(port, "DELETE", "/users/" + std::to_string(id));
     EXPECT_EQ(d.status, 204);
     EXPECT_EQ(d.body, "");
+    EXPECT_FALSE(d.has_header("Content-Length")) << "RFC 9110: no Content-Length on a 204";
     expect_problem(request(port, "GET", "/users/" + std::to_string(id)), 404);
     auto again = create("del");
     ASSERT_EQ(again.status, 201);

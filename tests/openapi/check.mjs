@@ -85,7 +85,15 @@ function conforms(req, res) {
     documented = deref(spec.components.responses.NotFound);
   } else {
     const op = spec.paths[match.template][req.method.toLowerCase()];
-    if (!op) {
+    const standard = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH'];
+    if (!standard.includes(req.method)) {
+      check(res.status === 501, `${label}: a method HTTP does not define is 501`);
+      // Path-independent, so described in info.description: problem+json like every error.
+      documented = {
+        headers: { 'X-Request-Id': spec.components.headers['X-Request-Id'] },
+        content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },
+      };
+    } else if (!op) {
       check(res.status === 405 && res.headers.allow, `${label}: a method the path does not serve is 405 with Allow`);
       documented = deref(spec.components.responses.MethodNotAllowed);
     } else {
@@ -153,6 +161,7 @@ async function stop(server) {
 }
 
 const json = { 'Content-Type': 'application/json' };
+const merge = { 'Content-Type': 'application/merge-patch+json' };
 const token = 'openapi-check-token';
 
 async function mainServer() {
@@ -184,12 +193,28 @@ async function mainServer() {
     { method: 'HEAD', target: '/metrics', status: 200 },
     { method: 'GET', target: '/nowhere', status: 404 },
     { method: 'GET', target: '/users/2', headers: { 'X-Padding': 'p'.repeat(9000) }, status: 431 },
+    { method: 'GET', target: '/users/1', headers: { 'If-None-Match': '"1-1"' }, status: 304 },
+    { method: 'HEAD', target: '/users/1', headers: { 'If-None-Match': '*' }, status: 304 },
+    { method: 'GET', target: '/users?limit=2', status: 200 },
+    { method: 'GET', target: '/users?after=2', status: 200 },
+    { method: 'HEAD', target: '/users?limit=2', status: 200 },
+    { method: 'GET', target: '/users?limit=0', status: 400 },
+    { method: 'PATCH', target: '/users/2', headers: merge, body: '{"name":"Patched"}', status: 200 },
+    { method: 'PATCH', target: '/users/2', headers: { ...merge, 'If-Match': '"2-9"' }, body: '{"name":"No"}', status: 412 },
+    { method: 'PATCH', target: '/users/999999', headers: merge, body: '{"name":"Nobody"}', status: 404 },
+    { method: 'PATCH', target: '/users/2', headers: merge, body: '{"name":null}', status: 400 },
+    { method: 'PATCH', target: '/users/2', headers: merge, body: '{"email":"user3@example.com"}', status: 409 },
+    { method: 'PATCH', target: '/users/2', headers: { 'Content-Type': 'text/plain' }, body: 'x', status: 415 },
+    { method: 'DELETE', target: '/users/3', headers: { 'If-Match': '"3-7"' }, status: 412 },
+    { method: 'DELETE', target: '/users/3', status: 204 },
+    { method: 'DELETE', target: '/users/3', status: 404 },
+    { method: 'FOO', target: '/users/1', status: 501 },
   ];
   // Each case from its own loopback address, so the default burst of 5 limits none of them;
   // then one address spends its burst to reach a 429.
   let n = 10;
   for (const c of cases) c.source = `127.0.1.${n++}`;
-  for (let i = 0; i < 6; i++) cases.push({ method: 'GET', target: '/users/3', source: '127.0.2.1', status: i < 5 ? 200 : 429 });
+  for (let i = 0; i < 6; i++) cases.push({ method: 'GET', target: '/users/1', source: '127.0.2.1', status: i < 5 ? 200 : 429 });
   try {
     for (const c of cases) {
       const res = await send(server.port, c);
@@ -223,8 +248,26 @@ async function slowServer() {
   }
 }
 
+// --require-if-match: a write without If-Match is 428.
+async function requireIfMatchServer() {
+  const server = await start(['--db-latency-ms', '0', '--no-rate-limit', '--require-if-match']);
+  try {
+    for (const c of [
+      { method: 'PATCH', target: '/users/1', headers: merge, body: '{"name":"X"}', status: 428 },
+      { method: 'DELETE', target: '/users/1', status: 428 },
+    ]) {
+      const res = await send(server.port, c);
+      check(res.status === c.status, `${c.method} ${c.target}: expected ${c.status}, got ${res.status}`);
+      conforms(c, res);
+    }
+  } finally {
+    await stop(server);
+  }
+}
+
 await mainServer();
 await slowServer();
+await requireIfMatchServer();
 for (const [p, ops] of Object.entries(spec.paths))
   for (const [m, op] of Object.entries(ops))
     if (op.operationId) check(exercised.has(op.operationId), `${m.toUpperCase()} ${p} (${op.operationId}) exercised`);
