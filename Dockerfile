@@ -10,9 +10,11 @@ FROM debian:12 AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       g++ cmake ninja-build pkg-config libboost1.81-dev nlohmann-json3-dev libspdlog-dev libsqlite3-dev \
+      libpq-dev libhiredis-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./
+COPY cmake ./cmake
 COPY include ./include
 COPY src ./src
 COPY config ./config
@@ -23,7 +25,7 @@ RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DUSERAPI_BUILD_TEST
 
 FROM debian:12-slim
 RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libspdlog1.10 libfmt9 libsqlite3-0 \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libspdlog1.10 libfmt9 libsqlite3-0 libpq5 libhiredis0.14 \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --home-dir /var/lib/userapi --shell /usr/sbin/nologin userapi \
  && install -d -o userapi -g userapi -m 0700 /var/lib/userapi

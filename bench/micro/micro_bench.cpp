@@ -93,7 +93,8 @@ void BM_HandlerCachedGet(benchmark::State& state) {
     core::client_resolver resolver({}, 64);
     http::metrics stats;
     http::server_state server_state;
-    http::handler h(cfg, users, nullptr, resolver, stats, server_state);
+    const std::string name = "bench";
+    http::handler h(cfg, users, nullptr, resolver, stats, server_state, {name, "sqlite", "local", {}});
     http::request req{http::bhttp::verb::get, "/users/1", 11};
     const auto peer = *core::parse_ip("127.0.0.1");
     auto run_one = [&] {

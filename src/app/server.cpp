@@ -1,6 +1,7 @@
 #include "userapi/app/server.hpp"
 
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <mutex>
@@ -25,6 +26,8 @@
 #include "userapi/http/session.hpp"
 #include "userapi/log/log.hpp"
 #include "userapi/service/db_queue.hpp"
+#include "userapi/service/postgres_user_repository.hpp"
+#include "userapi/service/postgres_watch.hpp"
 #include "userapi/service/sqlite_user_repository.hpp"
 #include "userapi/service/user_cache.hpp"
 #include "userapi/service/user_service.hpp"
@@ -111,16 +114,59 @@ struct server::impl {
         : cfg(std::move(c)),
           clock(clk ? *clk : system_clock),
           http_iocs(make_contexts(cfg.effective_threads())),
-          db_ioc(1),
-          repo(r ? std::move(r) : std::make_unique<service::sqlite_user_repository>(cfg.db_path)),
+          db_ioc(static_cast<int>(cfg.db_concurrency)),
+          watch(make_watch(cfg, users_ptr)),
+          repos(make_repos(cfg, std::move(r), watch.get())),
           cache(clock, cfg.cache_capacity,
                 {std::chrono::milliseconds(cfg.cache_ttl_ms), std::chrono::milliseconds(cfg.cache_negative_ttl_ms),
                  std::chrono::milliseconds(cfg.cache_stale_ms)}),
-          db(db_ioc, clock, std::chrono::milliseconds(cfg.db_latency_ms), cfg.db_queue_limit),
-          users(cache, db, *repo, clock, std::chrono::milliseconds(cfg.request_timeout_ms)),
+          db(db_ioc, clock, std::chrono::milliseconds(cfg.db_latency_ms), cfg.db_queue_limit, cfg.db_concurrency),
+          users(cache, db, raw(repos), clock, std::chrono::milliseconds(cfg.request_timeout_ms)),
           limiter(clock, make_policy(cfg), cfg.max_clients),
           resolver(make_resolver(cfg)),
-          handler(cfg, users, cfg.rate_limit_enabled ? &limiter : nullptr, resolver, stats, state) {}
+          handler(cfg, users, cfg.rate_limit_enabled ? &limiter : nullptr, resolver, stats, state,
+                  {instance, cfg.uses_postgresql() ? "postgresql" : "sqlite", "local", [this] { return unready(); }}) {
+        users_ptr = &users;
+    }
+
+    // A PostgreSQL store is shared: the watch hears of other instances' writes.
+    static std::unique_ptr<service::postgres_watch> make_watch(const config::settings& cfg,
+                                                               service::user_service*& users) {
+        if (!cfg.uses_postgresql()) return nullptr;
+        return std::make_unique<service::postgres_watch>(
+            cfg.db_path, service::postgres_watch::events{[&users](std::int64_t id) { users->remote_write(id); },
+                                                         [&users] { users->remote_clear(); },
+                                                         [&users](bool on) { users->set_coherent(on); }});
+    }
+    // One repository per DB-queue slot: a connection each (SQLite: one).
+    static std::vector<std::unique_ptr<service::user_repository>> make_repos(
+        const config::settings& cfg, std::unique_ptr<service::user_repository> given, service::postgres_watch* watch) {
+        std::vector<std::unique_ptr<service::user_repository>> out;
+        if (given) {
+            out.push_back(std::move(given));
+        } else if (cfg.uses_postgresql()) {
+            for (std::size_t i = 0; i < cfg.db_concurrency; ++i)
+                out.push_back(std::make_unique<service::postgres_user_repository>(
+                    cfg.db_path, std::chrono::milliseconds(cfg.db_connect_timeout_ms),
+                    [watch](int old_pid, int new_pid) { watch->own_pid(old_pid, new_pid); }));
+        } else {
+            out.push_back(std::make_unique<service::sqlite_user_repository>(cfg.db_path));
+        }
+        return out;
+    }
+    // A repository a test hands in serves every slot.
+    std::vector<service::user_repository*> raw(const std::vector<std::unique_ptr<service::user_repository>>& v) const {
+        std::vector<service::user_repository*> out;
+        for (const auto& r : v) out.push_back(r.get());
+        while (out.size() < cfg.db_concurrency) out.push_back(v.front().get());
+        return out;
+    }
+    // What keeps this instance from being ready: one reason per store that did not answer.
+    std::vector<std::string> unready() const {
+        std::vector<std::string> reasons;
+        if (watch && !watch->healthy()) reasons.push_back("users store (postgresql) not answering");
+        return reasons;
+    }
 
     ~impl() {
         stop_all();
@@ -142,7 +188,9 @@ struct server::impl {
     void join() {
         for (auto& t : threads)
             if (t.joinable()) t.join();
-        if (db_thread.joinable()) db_thread.join();
+        for (auto& t : db_threads)
+            if (t.joinable()) t.join();
+        if (watch) watch->stop();
     }
 
     asio::awaitable<void> listen();
@@ -161,8 +209,11 @@ struct server::impl {
     // threads, so its handlers need no strand and the threads share no scheduler queue.
     std::vector<std::unique_ptr<asio::io_context>> http_iocs;
     std::atomic<std::size_t> next_context{0};
-    asio::io_context db_ioc;                         // run by db_thread alone: the DB queue's owner
-    std::unique_ptr<service::user_repository> repo;  // touched only on the DB thread once started
+    // Run by db_threads, one per DB-queue slot: only they touch the repositories once started.
+    asio::io_context db_ioc;
+    service::user_service* users_ptr = nullptr;  // for the watch's events, set once users exists
+    std::unique_ptr<service::postgres_watch> watch;  // PostgreSQL only; its own thread
+    std::vector<std::unique_ptr<service::user_repository>> repos;  // one per DB-queue slot
     service::user_cache cache;
     service::db_queue db;
     service::user_service users;
@@ -171,8 +222,9 @@ struct server::impl {
     http::handler handler;
     std::unique_ptr<tcp::acceptor> acceptor;  // used only on the main context's thread
     std::unique_ptr<asio::signal_set> signals;
+    std::string instance;  // --instance-name, or host:port once bound
     std::vector<std::thread> threads;
-    std::thread db_thread;
+    std::vector<std::thread> db_threads;
     unsigned short bound_port = 0;
     std::size_t connection_limit = 0;  // --max-connections, or fewer if descriptors are short
     std::mutex per_client_mu;
@@ -306,7 +358,8 @@ server::~server() = default;
 
 void server::start() {
     auto& m = *impl_;
-    service::seed_users(*m.repo, m.cfg.seed_users);
+    if (auto* pg = dynamic_cast<service::postgres_user_repository*>(m.repos.front().get())) pg->migrate();
+    service::seed_users(*m.repos.front(), m.cfg.seed_users);
     m.connection_limit = fit_descriptor_limit(m.cfg.max_connections);
     const tcp::endpoint ep(asio::ip::make_address(m.cfg.address), m.cfg.port);
     m.acceptor = std::make_unique<tcp::acceptor>(m.main_context());
@@ -316,6 +369,16 @@ void server::start() {
     m.acceptor->bind(ep);
     m.acceptor->listen(asio::socket_base::max_listen_connections);
     m.bound_port = m.acceptor->local_endpoint().port();
+    m.instance = m.cfg.instance_name;
+    if (m.instance.empty()) {
+        char host[256] = {};
+        if (gethostname(host, sizeof host - 1) != 0) std::snprintf(host, sizeof host, "localhost");
+        m.instance = std::string(host) + ":" + std::to_string(m.bound_port);
+    }
+    if (m.watch) {
+        m.users.set_coherent(false);  // until the channel is up, the store answers every read
+        m.watch->start();
+    }
 
     m.signals = std::make_unique<asio::signal_set>(m.main_context(), SIGINT, SIGTERM);
     m.signals->async_wait([&m](const boost::system::error_code& ec, int) {
@@ -324,10 +387,11 @@ void server::start() {
     asio::co_spawn(m.acceptor->get_executor(), m.listen(), asio::detached);
     asio::co_spawn(m.main_context(), m.sweep(), asio::detached);
 
-    m.db_thread = std::thread([&m] {
-        auto guard = asio::make_work_guard(m.db_ioc);
-        run_guarded(m.db_ioc);
-    });
+    for (std::size_t i = 0; i < m.cfg.db_concurrency; ++i)
+        m.db_threads.emplace_back([&m] {
+            auto guard = asio::make_work_guard(m.db_ioc);
+            run_guarded(m.db_ioc);
+        });
     for (auto& ctx : m.http_iocs)
         m.threads.emplace_back([c = ctx.get()] {
             auto guard = asio::make_work_guard(*c);  // idle until its first connection; stop() ends it

@@ -99,6 +99,26 @@ const std::vector<option>& options() {
          "IPv6 clients are keyed by this prefix length (default 64)", store_int<int, &settings::ipv6_prefix>()},
         {"--rate-limit-max-clients", "rate_limit.max_clients", kind::integer, 1, 1e8,
          "most client buckets held at once (default 100000)", store_int<std::size_t, &settings::max_clients>()},
+        {"--rate-limit-store", "rate_limit.store", kind::text, 0, 0,
+         "redis://HOST[:PORT][/DB]: buckets shared by every instance using it (default: in this process)",
+         [](settings& s, const value& v) {
+             const auto& u = std::get<std::string>(v);
+             if (!u.empty() && u.rfind("redis://", 0) != 0)
+                 return "must be a redis://HOST[:PORT][/DB] URI, got \"" + u + "\"";
+             s.rate_limit_store = u;
+             return std::string();
+         }},
+        {"--rate-limit-store-timeout-ms", "rate_limit.store_timeout_ms", kind::integer, 1, 60000,
+         "longest wait for Redis per decision before the fallback (default 50)",
+         store_int<std::int64_t, &settings::rate_limit_store_timeout_ms>()},
+        {"--rate-limit-store-fallback", "rate_limit.store_fallback", kind::text, 0, 0,
+         "when Redis fails: local (this instance's bucket), open (admit) or closed (503) (default local)",
+         [](settings& s, const value& v) {
+             const auto& f = std::get<std::string>(v);
+             if (auto e = one_of(f, {"local", "open", "closed"}); !e.empty()) return e;
+             s.rate_limit_store_fallback = f;
+             return std::string();
+         }},
         {"--cache-capacity", "cache.capacity", kind::integer, 1, 1e8, "max cached users (default 10000)",
          store_int<std::size_t, &settings::cache_capacity>()},
         {"--cache-ttl-ms", "cache.ttl_ms", kind::integer, 1, 31536000000.0, "cache entry lifetime (default 60000)",
@@ -123,12 +143,19 @@ const std::vector<option>& options() {
              return std::string();
          }},
         {"--data", "db.path", kind::text, 0, 0,
-         "SQLite file of the users, created with its folder; :memory: keeps nothing (default data/userapi.db)",
+         "the users: a SQLite file (created with its folder; :memory: keeps nothing) or a postgresql:// URI "
+         "(default data/userapi.db)",
          [](settings& s, const value& v) {
              if (std::get<std::string>(v).empty()) return std::string("must not be empty");
              s.db_path = std::get<std::string>(v);
              return std::string();
          }},
+        {"--db-connect-timeout-ms", "db.connect_timeout_ms", kind::integer, 0, 3600000,
+         "how long to keep trying to reach PostgreSQL at start (default 10000)",
+         store_int<std::int64_t, &settings::db_connect_timeout_ms>()},
+        {"--db-concurrency", "db.concurrency", kind::integer, 1, 256,
+         "database operations at once, one connection each; above 1 needs PostgreSQL (default 1)",
+         store_int<std::size_t, &settings::db_concurrency>()},
         {"--db-latency-ms", "db.latency_ms", kind::integer, 0, 3600000, "cost of each database operation (default 200)",
          store_int<std::int64_t, &settings::db_latency_ms>()},
         {"--db-queue-limit", "db.queue_limit", kind::integer, 0, 1e7,
@@ -160,6 +187,16 @@ const std::vector<option>& options() {
              for (unsigned char c : t)
                  if (c <= 0x20 || c >= 0x7f) return std::string("must be printable ASCII without spaces");
              s.admin_token = t;
+             return std::string();
+         }},
+        {"--instance-name", "instance_name", kind::text, 0, 0,
+         "this instance's name in /cache-status and logs (default host:port)",
+         [](settings& s, const value& v) {
+             const auto& n = std::get<std::string>(v);
+             if (n.size() > 128) return std::string("must be at most 128 characters");
+             for (unsigned char c : n)
+                 if (c < 0x20 || c >= 0x7f) return std::string("must be printable ASCII");
+             s.instance_name = n;
              return std::string();
          }},
         {"--log-level", "log.level", kind::text, 0, 0, "trace, debug, info, warn, error or off (default info)",
@@ -327,6 +364,25 @@ const option* find_cli(const std::string& name) {
 
 }  // namespace
 
+bool settings::uses_postgresql() const {
+    return db_path.rfind("postgresql://", 0) == 0 || db_path.rfind("postgres://", 0) == 0;
+}
+
+std::string settings::redacted_data() const {
+    if (!uses_postgresql()) return db_path;
+    // postgresql://user:secret@host/db?password=x -> postgresql://user:***@host/db?password=***
+    std::string out = db_path;
+    const auto scheme = out.find("://") + 3;
+    const auto at = out.find('@', scheme);
+    const auto colon = out.find(':', scheme);
+    if (at != std::string::npos && colon != std::string::npos && colon < at) out.replace(colon + 1, at - colon - 1, "***");
+    for (std::size_t p = out.find("password="); p != std::string::npos; p = out.find("password=", p + 1)) {
+        const auto end = out.find('&', p);
+        out.replace(p + 9, (end == std::string::npos ? out.size() : end) - p - 9, "***");
+    }
+    return out;
+}
+
 unsigned settings::effective_threads() const {
     if (threads) return threads;
     const unsigned hw = std::thread::hardware_concurrency();
@@ -341,7 +397,10 @@ std::string settings::summary() const {
       << " ipv6_prefix=" << ipv6_prefix << " max_clients=" << max_clients << " cache_capacity=" << cache_capacity
       << " cache_ttl_ms=" << cache_ttl_ms << " cleanup_interval_ms=" << cache_cleanup_interval_ms
       << " negative_ttl_ms=" << cache_negative_ttl_ms << " stale_ms=" << cache_stale_ms
-      << " require_if_match=" << (require_if_match ? "on" : "off") << " db_latency_ms=" << db_latency_ms
+      << " require_if_match=" << (require_if_match ? "on" : "off") << " data=" << redacted_data()
+      << " db_concurrency=" << db_concurrency << " db_latency_ms=" << db_latency_ms
+      << " rate_limit_store=" << (rate_limit_store.empty() ? "local" : rate_limit_store)
+      << " rate_limit_store_fallback=" << rate_limit_store_fallback
       << " db_queue_limit=" << db_queue_limit << " seed_users=" << seed_users << " max_body_bytes=" << max_body_bytes
       << " header_timeout_ms=" << header_timeout_ms << " idle_timeout_ms=" << idle_timeout_ms
       << " request_timeout_ms=" << request_timeout_ms << " drain_timeout_ms=" << drain_timeout_ms
@@ -421,6 +480,9 @@ load_result load(const std::vector<std::string>& args, const char* env_admin_tok
             apply(s, *o, o->type == kind::flag ? value{true} : from_text(*o, *text, name), name);
         }
         if (!proxies.empty()) apply(s, *find_cli("--trusted-proxy"), proxies, "--trusted-proxy");
+        if (s.db_concurrency > 1 && !s.uses_postgresql())
+            throw load_error{"--db-concurrency: above 1 needs a PostgreSQL store (--data postgresql://...); "
+                             "SQLite takes one writer"};
         out.config = std::move(s);
     } catch (const load_error& e) {
         return {std::nullopt, 2, "userapi: " + e.message + "\n"};

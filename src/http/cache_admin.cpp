@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "userapi/http/await_reply.hpp"
 #include "userapi/http/problem.hpp"
 
 namespace userapi::http {
@@ -36,26 +37,28 @@ nlohmann::ordered_json seconds(std::int64_t ms) {
 
 }  // namespace
 
-void cache_admin::clear(exchange& x) {
+boost::asio::awaitable<void> cache_admin::clear(exchange& x) {
     auto& res = x.res;
     if (!cfg_.admin_token.empty()) {
         if (x.req.count(field::authorization) > 1) {
             set_problem(res, 400, "more than one Authorization field");
-            return;
+            co_return;
         }
         const auto auth = x.req.find(field::authorization);
         const auto token = bearer_token(auth == x.req.end() ? std::string_view{} : std::string_view(auth->value()));
         if (!token) {
             res.set(field::www_authenticate, "Bearer");
             set_problem(res, 401, "DELETE /cache needs Authorization: Bearer <admin token>");
-            return;
+            co_return;
         }
         if (!constant_time_equal(cfg_.admin_token, *token)) {
             set_problem(res, 403, "the admin token is not valid");
-            return;
+            co_return;
         }
     }
-    set_json(res, 200, core::shared_bytes(R"({"cleared":)" + std::to_string(users_.clear_cache()) + "}"));
+    const auto cleared = co_await await_reply<std::size_t>([&](auto done) { users_.clear_cache(std::move(done)); },
+                                                           std::chrono::milliseconds(cfg_.request_timeout_ms));
+    set_json(res, 200, core::shared_bytes(R"({"cleared":)" + std::to_string(cleared.value_or(0)) + "}"));
 }
 
 void cache_admin::status(exchange& x) {
@@ -80,6 +83,8 @@ void cache_admin::status(exchange& x) {
     j["coalescing"] = {{"inflight", s.inflight}, {"coalesced_requests", s.coalesced}};
     j["db"] = {
         {"reads", s.reads}, {"writes", s.writes}, {"queue_depth", s.queue_depth}, {"latency_ms", cfg_.db_latency_ms}};
+    j["instance"] = instance_.name;
+    j["stores"] = {{"users", instance_.users_store}, {"rate_limit", instance_.rate_limit_store}};
     j["requests"] = {{"total", stats_.total()},
                      {"rate_limited", stats_.rate_limited_total()},
                      {"average_response_time_ms", stats_.average_ms()}};

@@ -68,13 +68,14 @@ bool is_standard_method(bhttp::verb v) {
 }  // namespace
 
 handler::handler(const config::settings& cfg, service::user_service& users, rate_limiter* limiter,
-                 const core::client_resolver& clients, metrics& stats, server_state& state)
+                 const core::client_resolver& clients, metrics& stats, server_state& state, instance_info instance)
     : limiter_(limiter),
       clients_(clients),
       stats_(stats),
+      instance_(std::move(instance)),
       users_(cfg, users),
-      cache_(cfg, users, stats),
-      ops_(users, limiter, stats, state) {}
+      cache_(cfg, users, stats, instance_),
+      ops_(users, limiter, stats, state, instance_) {}
 
 asio::awaitable<response> handler::handle(const request& req, const request_info& info) {
     exchange x(req, info);
@@ -141,7 +142,7 @@ asio::awaitable<void> handler::dispatch(exchange& x) {
             if (verb == bhttp::verb::post) co_return co_await users_.create(x);
             break;
         case route::cache:
-            if (verb == bhttp::verb::delete_) co_return cache_.clear(x);
+            if (verb == bhttp::verb::delete_) co_return co_await cache_.clear(x);
             break;
         case route::cache_status:
             if (read) co_return cache_.status(x);
@@ -151,6 +152,9 @@ asio::awaitable<void> handler::dispatch(exchange& x) {
             break;
         case route::metrics:
             if (read) co_return ops_.metrics_text(x);
+            break;
+        case route::readyz:
+            if (read) co_return ops_.readyz(x);
             break;
         case route::none: {
             const auto path = x.req.target().substr(0, x.req.target().find('?'));

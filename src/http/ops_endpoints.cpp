@@ -1,5 +1,7 @@
 #include "userapi/http/ops_endpoints.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include "userapi/http/process_metrics.hpp"
 #include "userapi/http/prometheus_writer.hpp"
 
@@ -9,6 +11,20 @@ void ops_endpoints::healthz(exchange& x) {
     static const core::shared_bytes ok(R"({"status":"ok"})"), draining(R"({"status":"draining"})");
     const bool leaving = state_.draining.load();
     set_json(x.res, leaving ? 503 : 200, leaving ? draining : ok);
+}
+
+void ops_endpoints::readyz(exchange& x) {
+    auto reasons = instance_.unready ? instance_.unready() : std::vector<std::string>{};
+    if (state_.draining.load()) reasons.insert(reasons.begin(), "draining");
+    if (reasons.empty()) {
+        static const core::shared_bytes ready(R"({"status":"ready"})");
+        set_json(x.res, 200, ready);
+        return;
+    }
+    nlohmann::ordered_json j;
+    j["status"] = "unready";
+    j["reasons"] = reasons;
+    set_json(x.res, 503, core::shared_bytes(j.dump()));
 }
 
 void ops_endpoints::metrics_text(exchange& x) {

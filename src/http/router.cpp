@@ -33,6 +33,8 @@ route_match match_route(std::string_view target) {
         m.which = route::cache_status;
     } else if (path == "/healthz") {
         m.which = route::healthz;
+    } else if (path == "/readyz") {
+        m.which = route::readyz;
     } else if (path == "/metrics") {
         m.which = route::metrics;
     }
@@ -58,6 +60,7 @@ std::string_view allowed_methods(route r) {
             return "DELETE";
         case route::cache_status:
         case route::healthz:
+        case route::readyz:
         case route::metrics:
             return "GET, HEAD";
         case route::none:
@@ -78,6 +81,8 @@ std::string_view route_pattern(route r) {
             return "/cache-status";
         case route::healthz:
             return "/healthz";
+        case route::readyz:
+            return "/readyz";
         case route::metrics:
             return "/metrics";
         case route::none:

@@ -63,6 +63,13 @@ std::size_t user_cache::sweep() {
     return cache_.sweep(now);
 }
 
+void user_cache::reset() {
+    std::lock_guard lock(mu_);
+    ++generation_;
+    for (auto& [id, r] : reads_) r.last_write = generation_;
+    cache_.clear();
+}
+
 std::size_t user_cache::clear() {
     std::lock_guard lock(mu_);
     return cache_.clear();

@@ -31,6 +31,7 @@ user_service::user_service(user_cache& cache, db_queue& db, std::vector<user_rep
 }
 
 std::optional<user_cache::lookup> user_service::find_cached(std::int64_t id) {
+    if (!coherent_.load(std::memory_order_relaxed)) return std::nullopt;  // the store decides, see get()
     auto found = cache_.get(id);
     if (!found) return found;
     hits_.fetch_add(1, std::memory_order_relaxed);
@@ -52,8 +53,18 @@ void user_service::get(std::int64_t id, callback done) {
         return;
     }
     misses_.fetch_add(1, std::memory_order_relaxed);
-    auto joined = flight_.join(id, [done = std::move(done)](const load_result& r, bool leader) {
+    auto joined = flight_.join(id, [this, id, done = std::move(done)](const load_result& r, bool leader) {
         reply out{r.status, leader ? source::miss : source::coalesced, r.user, 0, r.error};
+        const bool failed = r.status != outcome::ok && r.status != outcome::not_found;
+        if (failed && !coherent_.load(std::memory_order_relaxed)) {
+            // Cut off from other instances and from the store: what the cache still holds
+            // (within its TTL or stale window) is the best answer there is. No write can commit
+            // where the store is unreachable for everyone.
+            if (auto c = cache_.get(id); c && c->entry.exists()) {
+                stale_served_.fetch_add(1, std::memory_order_relaxed);
+                out = {outcome::ok, source::stale, c->entry, 0, {}};
+            }
+        }
         done(out);
     });
     if (joined.leader()) start_load(joined.leader_of, id);
@@ -177,6 +188,32 @@ void user_service::list(std::int64_t after, std::size_t limit, page_callback don
             (*shared_done)(page{outcome::timed_out, {}, {}});
         }))
         (*shared_done)(page{outcome::queue_full, {}, {}});
+}
+
+void user_service::clear_cache(std::function<void(std::size_t)> done) {
+    const auto cleared = cache_.clear();
+    if (!repos_.front()->shared()) {
+        done(cleared);
+        return;
+    }
+    auto shared_done = std::make_shared<std::function<void(std::size_t)>>(std::move(done));
+    auto op = [this, cleared, shared_done](std::size_t slot) {
+        std::string error;
+        guarded([&] { repos_[slot]->announce_clear(); }, error);  // this cache is empty either way
+        (*shared_done)(cleared);
+    };
+    if (!db_.submit(std::move(op), clock_.now() + request_timeout_, [shared_done, cleared] { (*shared_done)(cleared); }))
+        (*shared_done)(cleared);
+}
+
+void user_service::remote_write(std::int64_t id) {
+    cache_.invalidate(id);
+    flight_.forget(id);
+}
+
+void user_service::set_coherent(bool coherent) {
+    if (coherent) cache_.reset();  // anything cached while deaf may be out of date
+    coherent_.store(coherent, std::memory_order_relaxed);
 }
 
 service_stats user_service::stats() const {

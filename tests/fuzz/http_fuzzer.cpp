@@ -48,7 +48,8 @@ struct harness {
     core::client_resolver resolver{{*core::parse_cidr("127.0.0.0/8")}, 64};  // so X-Forwarded-For is parsed
     http::metrics stats;
     http::server_state state;
-    http::handler handler{cfg, users, &limiter, resolver, stats, state};
+    const std::string name = "fuzz";
+    http::handler handler{cfg, users, &limiter, resolver, stats, state, {name, "sqlite", "local", {}}};
 };
 
 asio::awaitable<void> client(asio::local::stream_protocol::socket& s, const std::string& input, std::string& output) {

@@ -69,7 +69,9 @@ protected:
     core::client_resolver resolver{{}, 64};
     http::metrics stats;
     http::server_state state;
-    std::unique_ptr<http::handler> h = std::make_unique<http::handler>(cfg, users, &generous, resolver, stats, state);
+    const std::string name = "test-instance";
+    http::instance_info instance{name, "sqlite", "local", {}};
+    std::unique_ptr<http::handler> h = std::make_unique<http::handler>(cfg, users, &generous, resolver, stats, state, instance);
     core::ip_address peer = *core::parse_ip("127.0.0.1");
 };
 
@@ -123,7 +125,7 @@ TEST_F(Handler, RequestIdEchoedOrGenerated) {
 
 // The sixth quick request is 429 with the contract's headers; health is never limited.
 TEST_F(Handler, RateLimitHeadersAnd429) {
-    h = std::make_unique<http::handler>(cfg, users, &strict, resolver, stats, state);
+    h = std::make_unique<http::handler>(cfg, users, &strict, resolver, stats, state, instance);
     for (int i = 0; i < 5; ++i) {
         auto r = get("/users/3");
         EXPECT_EQ(r.result_int(), 200);

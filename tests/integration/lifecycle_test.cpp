@@ -32,7 +32,9 @@ protected:
     void expect_problem(const http_response& r, int status) {
         EXPECT_EQ(r.status, status) << r.body;
         EXPECT_EQ(r.header("Content-Type"), "application/problem+json");
-        if (!r.body.empty()) EXPECT_EQ(json::parse(r.body)["status"], status);
+        if (!r.body.empty()) {
+            EXPECT_EQ(json::parse(r.body)["status"], status);
+        }
     }
 };
 
@@ -59,7 +61,7 @@ TEST_F(Lifecycle, EtagsFollowTheVersion) {
 // If-None-Match: 304 with no body (weak comparison, lists, *), for GET and HEAD, hit or miss.
 TEST_F(Lifecycle, IfNoneMatchIs304) {
     const auto etag = request(port, "GET", "/users/3").header("ETag");
-    for (const std::string inm : {etag, "W/" + etag, "\"zzz\", " + etag, std::string("*")}) {
+    for (const std::string& inm : std::vector<std::string>{etag, "W/" + etag, "\"zzz\", " + etag, "*"}) {
         auto r = request(port, "GET", "/users/3", {{"If-None-Match", inm}});
         EXPECT_EQ(r.status, 304) << inm;
         EXPECT_EQ(r.body, "");

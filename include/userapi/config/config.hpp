@@ -21,6 +21,9 @@ struct settings {
     std::vector<std::string> trusted_proxies;  // CIDRs, validated
     int ipv6_prefix = 64;
     std::size_t max_clients = 100000;
+    std::string rate_limit_store;  // "": buckets in this process; redis://HOST[:PORT][/DB]: shared
+    std::int64_t rate_limit_store_timeout_ms = 50;
+    std::string rate_limit_store_fallback = "local";  // local | open | closed
 
     std::size_t cache_capacity = 10000;
     std::int64_t cache_ttl_ms = 60000;
@@ -30,7 +33,9 @@ struct settings {
 
     bool require_if_match = false;  // PATCH and DELETE /users/{id} without If-Match: 428
 
-    std::string db_path = "data/userapi.db";
+    std::string db_path = "data/userapi.db";  // or a postgresql:// / postgres:// URI
+    std::int64_t db_connect_timeout_ms = 10000;
+    std::size_t db_concurrency = 1;
     std::int64_t db_latency_ms = 200;
     std::size_t db_queue_limit = 1000;
     std::int64_t seed_users = 3;
@@ -44,10 +49,14 @@ struct settings {
     std::size_t max_connections_per_client = 256;  // TCP peers outside trusted_proxies, by client key
 
     std::string admin_token;  // empty: DELETE /cache is open
+    std::string instance_name;  // empty: host:port
     std::string log_level = "info";
     std::string log_format = "text";
 
     unsigned effective_threads() const;
+    bool uses_postgresql() const;
+    // db_path with any password replaced by "***", for logs and /cache-status.
+    std::string redacted_data() const;
     // One line for the startup log (the admin token is never printed).
     std::string summary() const;
 };

@@ -11,6 +11,7 @@
 #include "userapi/core/client_resolver.hpp"
 #include "userapi/http/cache_admin.hpp"
 #include "userapi/http/exchange.hpp"
+#include "userapi/http/instance_info.hpp"
 #include "userapi/http/metrics.hpp"
 #include "userapi/http/ops_endpoints.hpp"
 #include "userapi/http/rate_limiter.hpp"
@@ -24,7 +25,7 @@ class handler final : public request_handler {
 public:
     // `limiter` may be null: rate limiting off.
     handler(const config::settings& cfg, service::user_service& users, rate_limiter* limiter,
-            const core::client_resolver& clients, metrics& stats, server_state& state);
+            const core::client_resolver& clients, metrics& stats, server_state& state, instance_info instance);
 
     // Never throws; every failure becomes a problem+json response.
     boost::asio::awaitable<response> handle(const request& req, const request_info& info) override;
@@ -40,6 +41,7 @@ private:
     rate_limiter* limiter_;
     const core::client_resolver& clients_;
     metrics& stats_;
+    instance_info instance_;
     users_resource users_;
     cache_admin cache_;
     ops_endpoints ops_;

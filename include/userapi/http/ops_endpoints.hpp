@@ -1,8 +1,9 @@
-// What operators and their tools read: GET /healthz (liveness, draining) and GET /metrics
-// (Prometheus text). Neither is rate limited.
+// What operators and their tools read: GET /healthz (liveness, draining), GET /readyz (the
+// stores answer) and GET /metrics (Prometheus text). None is rate limited.
 #pragma once
 
 #include "userapi/http/exchange.hpp"
+#include "userapi/http/instance_info.hpp"
 #include "userapi/http/metrics.hpp"
 #include "userapi/http/rate_limiter.hpp"
 #include "userapi/service/user_service.hpp"
@@ -13,10 +14,11 @@ class ops_endpoints {
 public:
     // `limiter` may be null: rate limiting off.
     ops_endpoints(const service::user_service& users, const rate_limiter* limiter, const metrics& stats,
-                  const server_state& state)
-        : users_(users), limiter_(limiter), stats_(stats), state_(state) {}
+                  const server_state& state, const instance_info& instance)
+        : users_(users), limiter_(limiter), stats_(stats), state_(state), instance_(instance) {}
 
     void healthz(exchange& x);
+    void readyz(exchange& x);
     void metrics_text(exchange& x);
 
 private:
@@ -24,6 +26,7 @@ private:
     const rate_limiter* limiter_;
     const metrics& stats_;
     const server_state& state_;
+    const instance_info& instance_;
 };
 
 }  // namespace userapi::http

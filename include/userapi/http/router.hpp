@@ -7,8 +7,8 @@
 
 namespace userapi::http {
 
-enum class route { user, users, cache, cache_status, healthz, metrics, none };
-inline constexpr int kRouteCount = 7;
+enum class route { user, users, cache, cache_status, healthz, readyz, metrics, none };
+inline constexpr int kRouteCount = 8;
 
 struct route_match {
     route which = route::none;

@@ -78,6 +78,8 @@ public:
 
     std::size_t sweep();
     std::size_t clear();
+    // Empties the cache and voids every read in flight: nothing read before now is stored.
+    void reset();
     cache_stats stats() const;
     const lifetimes& config() const { return life_; }
 

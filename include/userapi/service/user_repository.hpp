@@ -41,6 +41,11 @@ public:
     virtual std::size_t size() = 0;
     // Creates users 1..n ("User N", userN@example.com); stores may batch it.
     virtual void seed(std::int64_t n);
+    // Tells the other instances sharing this store to empty their caches. A store only one
+    // instance uses has nobody to tell.
+    virtual void announce_clear() {}
+    // True when other instances share this store (and so need announcements).
+    virtual bool shared() const { return false; }
 };
 
 // Seeds users 1..n when the store is empty; a store that holds users is left as it is.

@@ -93,7 +93,21 @@ public:
     // Up to `limit` users with an id above `after`, read through the queue, not cached.
     void list(std::int64_t after, std::size_t limit, page_callback done);
 
-    std::size_t clear_cache() { return cache_.clear(); }
+    // DELETE /cache: empties this cache, then tells the instances sharing the store (through
+    // the queue, so `done` hears of it after the notification went out). `done` gets how many
+    // entries this instance held.
+    void clear_cache(std::function<void(std::size_t)> done);
+
+    // Another instance committed a write to `id`: drop the entry; no read already in flight
+    // may store what it read, and no later request joins such a read.
+    void remote_write(std::int64_t id);
+    // Another instance emptied its cache: empty ours.
+    void remote_clear() { cache_.clear(); }
+    // Whether this instance hears of other instances' writes. While it does not, reads go to
+    // the store, and a cached user is served (STALE) only when the store cannot answer; when it
+    // hears again, it starts from an empty cache.
+    void set_coherent(bool coherent);
+    bool coherent() const { return coherent_.load(std::memory_order_relaxed); }
     std::size_t sweep_cache() { return cache_.sweep(); }
     service_stats stats() const;
     const user_cache::lifetimes& cache_config() const { return cache_.config(); }
@@ -120,6 +134,7 @@ private:
     const core::clock& clock_;             // for deadlines
     std::chrono::milliseconds request_timeout_;
     flight_type flight_;
+    std::atomic<bool> coherent_{true};
     std::atomic<std::uint64_t> hits_{0}, misses_{0}, negative_hits_{0}, stale_served_{0}, refreshes_{0}, reads_{0},
         writes_{0};
 };

@@ -1,0 +1,78 @@
+// Users in PostgreSQL: the store several instances share. One repository is one connection,
+// used by one DB-queue slot (one thread at a time), with blocking libpq calls: the DB queue's
+// threads exist to wait on the database, so no I/O thread ever does.
+//
+// Every write is one statement, so one transaction: the If-Match check is in its WHERE
+// clause, and it sends NOTIFY userapi_users with the user's id, delivered to every listening
+// instance when the write commits (see postgres_watch). A 201 or 200 is only sent after the
+// statement returned, that is after the commit.
+//
+// When the database goes away a call throws storage_error (the service answers 503); the next
+// call reconnects, no sooner than a backoff that grows from 100 ms to 5 s.
+//
+// Not thread-safe: one slot, one thread at a time.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <string>
+
+#include "userapi/service/user_repository.hpp"
+
+struct pg_conn;
+struct pg_result;
+
+namespace userapi::service {
+
+class postgres_user_repository final : public user_repository {
+public:
+    static constexpr int kSchemaVersion = 1;
+    static constexpr const char* kChannel = "userapi_users";
+
+    // Called with this connection's backend process id when it connects (and 0 when it is
+    // lost), so the watch can tell this instance's own notifications from others'.
+    using pid_listener = std::function<void(int old_pid, int new_pid)>;
+
+    // Connects, retrying until `connect_timeout` has passed, then prepares the statements.
+    // Throws storage_error when it cannot (the server then exits 2 naming --data).
+    postgres_user_repository(std::string conninfo, std::chrono::milliseconds connect_timeout,
+                             pid_listener on_pid = {});
+    ~postgres_user_repository() override;
+    postgres_user_repository(const postgres_user_repository&) = delete;
+    postgres_user_repository& operator=(const postgres_user_repository&) = delete;
+
+    // Creates or migrates the schema under an advisory lock, so instances starting together
+    // against an empty database all succeed. Refuses a newer schema (storage_error).
+    void migrate();
+
+    std::optional<user> find(std::int64_t id) override;
+    write_result create(const new_user& u) override;
+    write_result update(std::int64_t id, const user_patch& patch, const precondition& pre) override;
+    write_status remove(std::int64_t id, const precondition& pre) override;
+    std::vector<user> list(std::int64_t after, std::size_t limit) override;
+    std::size_t size() override;
+    // Seeds under the schema lock, re-checking that the table is empty: one instance seeds.
+    void seed(std::int64_t n) override;
+    // Tells every instance to empty its cache (NOTIFY userapi_users, '*').
+    void announce_clear() override;
+    bool shared() const override { return true; }
+
+    // The URI with any password replaced by "***", for logs and errors.
+    static std::string redacted(const std::string& conninfo);
+
+private:
+    struct result;
+    void connect();
+    void ensure_connected();
+    result run(const char* statement, std::initializer_list<const char*> params, bool retried = false);
+    [[noreturn]] void fail(const std::string& what);
+
+    std::string conninfo_;
+    pid_listener on_pid_;
+    pg_conn* conn_ = nullptr;
+    int pid_ = 0;
+    std::chrono::milliseconds backoff_{100};
+    std::chrono::steady_clock::time_point next_attempt_{};
+};
+
+}  // namespace userapi::service
