@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "userapi/core/ip_address.hpp"
+#include "userapi/core/redact.hpp"
 
 namespace userapi::config {
 namespace {
@@ -368,20 +369,7 @@ bool settings::uses_postgresql() const {
     return db_path.rfind("postgresql://", 0) == 0 || db_path.rfind("postgres://", 0) == 0;
 }
 
-std::string settings::redacted_data() const {
-    if (!uses_postgresql()) return db_path;
-    // postgresql://user:secret@host/db?password=x -> postgresql://user:***@host/db?password=***
-    std::string out = db_path;
-    const auto scheme = out.find("://") + 3;
-    const auto at = out.find('@', scheme);
-    const auto colon = out.find(':', scheme);
-    if (at != std::string::npos && colon != std::string::npos && colon < at) out.replace(colon + 1, at - colon - 1, "***");
-    for (std::size_t p = out.find("password="); p != std::string::npos; p = out.find("password=", p + 1)) {
-        const auto end = out.find('&', p);
-        out.replace(p + 9, (end == std::string::npos ? out.size() : end) - p - 9, "***");
-    }
-    return out;
-}
+std::string settings::redacted_data() const { return core::redact_password(db_path); }
 
 unsigned settings::effective_threads() const {
     if (threads) return threads;

@@ -1,8 +1,9 @@
 #include "userapi/service/postgres_user_repository.hpp"
 
+#include "userapi/core/redact.hpp"
+
 #include <libpq-fe.h>
 
-#include <regex>
 #include <utility>
 #include <thread>
 
@@ -69,15 +70,7 @@ struct postgres_user_repository::result {
     const char* value(int row, int col) const { return PQgetvalue(r, row, col); }
 };
 
-std::string postgres_user_repository::redacted(const std::string& conninfo) {
-    // postgresql://user:secret@host/db -> postgresql://user:***@host/db; password=secret -> password=***
-    static const std::regex uri_password(R"(^([a-z]+://[^:/@]*:)[^@]*@)");
-    static const std::regex kv_password(R"((password\s*=\s*)('[^']*'|\S+))");
-    auto out = std::regex_replace(conninfo, uri_password, "$1***@");
-    out = std::regex_replace(out, kv_password, "$1***");
-    static const std::regex query_password(R"(([?&]password=)[^&]*)");
-    return std::regex_replace(out, query_password, "$1***");
-}
+std::string postgres_user_repository::redacted(const std::string& conninfo) { return core::redact_password(conninfo); }
 
 postgres_user_repository::postgres_user_repository(std::string conninfo, std::chrono::milliseconds connect_timeout,
                                                    pid_listener on_pid)

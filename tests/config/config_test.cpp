@@ -134,3 +134,29 @@ TEST(Config, HelpAndVersion) {
     EXPECT_EQ(v.exit_code, 0);
     EXPECT_EQ(v.output.rfind("userapi ", 0), 0u);
 }
+
+// Several instances: a postgresql:// --data selects PostgreSQL; its password never shows.
+TEST(Config, PostgresDataAndItsPasswordStaysSecret) {
+    auto r = load({"--data", "postgresql://app:s3cr3t@db.example:5432/users", "--db-concurrency", "4"}, nullptr);
+    ASSERT_TRUE(r.config) << r.output;
+    EXPECT_TRUE(r.config->uses_postgresql());
+    EXPECT_EQ(r.config->db_concurrency, 4u);
+    EXPECT_EQ(r.config->summary().find("s3cr3t"), std::string::npos);
+    EXPECT_NE(r.config->summary().find("app:***@db.example"), std::string::npos);
+    EXPECT_FALSE(load({"--data", "users.db"}, nullptr).config->uses_postgresql());
+}
+
+TEST(Config, SeveralInstancesOptionsAreChecked) {
+    expect_rejected({"--db-concurrency", "2"}, "--db-concurrency");  // SQLite has one writer
+    expect_rejected({"--db-concurrency", "0", "--data", "postgres://h/db"}, "--db-concurrency");
+    expect_rejected({"--rate-limit-store", "http://127.0.0.1:6379"}, "--rate-limit-store");
+    expect_rejected({"--rate-limit-store-fallback", "maybe"}, "--rate-limit-store-fallback");
+    expect_rejected({"--rate-limit-store-timeout-ms", "0"}, "--rate-limit-store-timeout-ms");
+    auto r = load({"--rate-limit-store", "redis://127.0.0.1:6379/2", "--rate-limit-store-fallback", "closed",
+                   "--instance-name", "api-1"},
+                  nullptr);
+    ASSERT_TRUE(r.config) << r.output;
+    EXPECT_EQ(r.config->rate_limit_store, "redis://127.0.0.1:6379/2");
+    EXPECT_EQ(r.config->rate_limit_store_fallback, "closed");
+    EXPECT_EQ(r.config->instance_name, "api-1");
+}

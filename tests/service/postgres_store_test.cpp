@@ -1,0 +1,185 @@
+// What only the PostgreSQL store does: the schema and the seeding under a lock when several
+// instances start at once, the notifications every write sends and the watch that hears them,
+// reconnecting after the server drops a connection, and no password in any message.
+#include <gtest/gtest.h>
+
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "support/store_factories.hpp"
+#include "support/wait.hpp"
+#include "userapi/service/postgres_watch.hpp"
+
+using namespace std::chrono_literals;
+using namespace userapi::service;
+using userapi::testing::fresh_postgres_database;
+
+namespace {
+
+class Postgres : public ::testing::Test {
+protected:
+    void SetUp() override {
+        uri = fresh_postgres_database();
+        if (uri.empty() && userapi::testing::engines_required()) FAIL() << "PostgreSQL is missing under CI";
+        if (uri.empty()) GTEST_SKIP() << "PostgreSQL is not available here (tests/engines/engines.py)";
+    }
+    // Runs `sql` as the superuser in this test's database.
+    void admin(const std::string& sql) {
+        const auto at = uri.find('@');
+        PGconn* c = PQconnectdb(("postgresql://postgres" + uri.substr(at)).c_str());
+        PGresult* r = PQexec(c, sql.c_str());
+        EXPECT_TRUE(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK)
+            << PQerrorMessage(c);
+        PQclear(r);
+        PQfinish(c);
+    }
+    std::string uri;
+};
+
+}  // namespace
+
+// Four instances start together against an empty database: every one migrates and seeds
+// without error, and the users are seeded once, 1..N.
+TEST_F(Postgres, InstancesStartingTogetherSeedOnce) {
+    std::vector<std::thread> starts;
+    std::atomic<int> failures{0};
+    for (int i = 0; i < 4; ++i)
+        starts.emplace_back([&] {
+            try {
+                postgres_user_repository repo(uri, 5s);
+                repo.migrate();
+                seed_users(repo, 5);
+            } catch (const std::exception& e) {
+                ++failures;
+                ADD_FAILURE() << e.what();
+            }
+        });
+    for (auto& t : starts) t.join();
+    EXPECT_EQ(failures, 0);
+    postgres_user_repository repo(uri, 5s);
+    EXPECT_EQ(repo.size(), 5u);
+    EXPECT_EQ(repo.find(1)->email, "user1@example.com");
+    EXPECT_EQ(repo.find(5)->email, "user5@example.com");
+    EXPECT_FALSE(repo.find(6));
+}
+
+// A schema newer than this build is refused, naming its version.
+TEST_F(Postgres, NewerSchemaIsRefused) {
+    {
+        postgres_user_repository repo(uri, 5s);
+        repo.migrate();
+    }
+    admin("UPDATE userapi_schema SET version = 99");
+    postgres_user_repository repo(uri, 5s);
+    try {
+        repo.migrate();
+        FAIL() << "migrated a schema from the future";
+    } catch (const storage_error& e) {
+        EXPECT_NE(std::string(e.what()).find("schema version 99"), std::string::npos) << e.what();
+    }
+}
+
+// A database that does not answer within the connect timeout is an error, with no password.
+TEST_F(Postgres, UnreachableAtStartIsAnErrorWithoutThePassword) {
+    const auto start = std::chrono::steady_clock::now();
+    try {
+        postgres_user_repository repo("postgresql://userapi:hunter2@127.0.0.1:1/userapi", 600ms);
+        FAIL() << "connected to nothing";
+    } catch (const storage_error& e) {
+        const std::string what = e.what();
+        EXPECT_EQ(what.find("hunter2"), std::string::npos) << what;
+        EXPECT_NE(what.find("userapi:***@"), std::string::npos) << what;
+    }
+    EXPECT_GE(std::chrono::steady_clock::now() - start, 400ms) << "gave up before the connect timeout";
+}
+
+TEST(PostgresRedaction, PasswordsNeverShow) {
+    EXPECT_EQ(postgres_user_repository::redacted("postgresql://u:secret@h:5432/db"), "postgresql://u:***@h:5432/db");
+    EXPECT_EQ(postgres_user_repository::redacted("postgres://u@h/db?password=secret&sslmode=off"),
+              "postgres://u@h/db?password=***&sslmode=off");
+    EXPECT_EQ(postgres_user_repository::redacted("host=h password=secret dbname=d"), "host=h password=*** dbname=d");
+    EXPECT_EQ(postgres_user_repository::redacted("postgresql://u@h/db"), "postgresql://u@h/db");
+}
+
+// The server drops the connection: the call that finds out fails (503 for its request), and a
+// later one reconnects by itself.
+TEST_F(Postgres, ReconnectsAfterTheServerDropsTheConnection) {
+    postgres_user_repository repo(uri, 5s);
+    repo.migrate();
+    seed_users(repo, 2);
+    admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'userapi' AND pid <> "
+          "pg_backend_pid()");
+    bool failed = false;
+    try {
+        repo.find(1);
+    } catch (const storage_error&) {
+        failed = true;
+    }
+    EXPECT_TRUE(failed) << "a dropped connection went unnoticed";
+    EXPECT_TRUE(userapi::testing::eventually([&] {
+        try {
+            return repo.find(1).has_value();
+        } catch (const storage_error&) {
+            return false;
+        }
+    }));
+}
+
+// Writes of another instance reach the watch once committed (its own are not news); a
+// DELETE /cache elsewhere arrives as "clear everything".
+TEST_F(Postgres, WatchHearsOtherInstancesWrites) {
+    std::mutex mu;
+    std::vector<std::int64_t> changed;
+    int cleared = 0;
+    bool listening = false;
+    postgres_watch watch(uri, {[&](std::int64_t id) {
+                                   std::lock_guard lock(mu);
+                                   changed.push_back(id);
+                               },
+                               [&] {
+                                   std::lock_guard lock(mu);
+                                   ++cleared;
+                               },
+                               [&](bool on) {
+                                   std::lock_guard lock(mu);
+                                   listening = on;
+                               }});
+    postgres_user_repository mine(uri, 5s, [&](int o, int n) { watch.own_pid(o, n); });
+    mine.migrate();
+    postgres_user_repository theirs(uri, 5s);
+    watch.start();
+    auto locked = [&](auto f) {
+        std::lock_guard lock(mu);
+        return f();
+    };
+    ASSERT_TRUE(userapi::testing::eventually([&] { return locked([&] { return listening; }); }));
+    EXPECT_TRUE(watch.healthy());
+    const auto own = mine.create({"Mine", "mine@example.org"}).stored.id;
+    const auto other = theirs.create({"Theirs", "theirs@example.org"}).stored.id;
+    ASSERT_TRUE(userapi::testing::eventually([&] { return locked([&] { return !changed.empty(); }); }, 2s));
+    theirs.update(other, {std::string("Theirs 2")}, {});
+    theirs.announce_clear();
+    ASSERT_TRUE(userapi::testing::eventually([&] { return locked([&] { return cleared == 1; }); }, 2s));
+    locked([&] {
+        EXPECT_EQ(changed, (std::vector<std::int64_t>{other, other})) << "own write " << own << " came back";
+        return 0;
+    });
+    const auto s = watch.snapshot();
+    EXPECT_EQ(s.notifications, 3u);
+    EXPECT_EQ(s.lag_count, 3u);
+    watch.stop();
+}
+
+// The watch loses the channel when the server drops it, says so, and listens again by itself.
+TEST_F(Postgres, WatchReconnects) {
+    std::atomic<int> ups{0}, downs{0};
+    postgres_watch watch(uri, {{}, {}, [&](bool on) { ++(on ? ups : downs); }});
+    watch.start();
+    ASSERT_TRUE(userapi::testing::eventually([&] { return ups.load() == 1; }));
+    admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN%' OR query = 'SELECT 1'");
+    ASSERT_TRUE(userapi::testing::eventually([&] { return downs.load() == 1; }, 5s));
+    ASSERT_TRUE(userapi::testing::eventually([&] { return ups.load() == 2; }, 5s));
+    EXPECT_EQ(watch.snapshot().reconnects, 1u);
+    watch.stop();
+}
