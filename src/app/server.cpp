@@ -22,8 +22,11 @@
 #include <boost/beast/core/tcp_stream.hpp>
 
 #include "userapi/core/client_resolver.hpp"
+#include "userapi/core/redis_uri.hpp"
 #include "userapi/http/handler.hpp"
+#include "userapi/http/prometheus_writer.hpp"
 #include "userapi/http/session.hpp"
+#include "userapi/http/shared_rate_limiter.hpp"
 #include "userapi/log/log.hpp"
 #include "userapi/service/db_queue.hpp"
 #include "userapi/service/postgres_user_repository.hpp"
@@ -123,10 +126,54 @@ struct server::impl {
           db(db_ioc, clock, std::chrono::milliseconds(cfg.db_latency_ms), cfg.db_queue_limit, cfg.db_concurrency),
           users(cache, db, raw(repos), clock, std::chrono::milliseconds(cfg.request_timeout_ms)),
           limiter(clock, make_policy(cfg), cfg.max_clients),
+          shared_limiter(make_shared_limiter()),
           resolver(make_resolver(cfg)),
           handler(cfg, users, cfg.rate_limit_enabled ? &limiter : nullptr, resolver, stats, state,
-                  {instance, cfg.uses_postgresql() ? "postgresql" : "sqlite", "local", [this] { return unready(); }}) {
+                  {instance, cfg.uses_postgresql() ? "postgresql" : "sqlite", shared_limiter ? "redis" : "local",
+                   [this] { return unready(); }, [this](http::prometheus_writer& w) { store_metrics(w); }},
+                  shared_limiter.get()) {
         users_ptr = &users;
+    }
+
+    // Buckets in Redis: one connection per I/O thread, this instance's table as the fallback.
+    std::unique_ptr<http::shared_rate_limiter> make_shared_limiter() {
+        if (cfg.rate_limit_store.empty() || !cfg.rate_limit_enabled) return nullptr;
+        std::vector<asio::io_context*> iocs;
+        for (auto& c : http_iocs) iocs.push_back(c.get());
+        const auto fallback = cfg.rate_limit_store_fallback == "open"     ? http::store_fallback::open
+                              : cfg.rate_limit_store_fallback == "closed" ? http::store_fallback::closed
+                                                                          : http::store_fallback::local;
+        return std::make_unique<http::shared_rate_limiter>(
+            iocs, *core::parse_redis_uri(cfg.rate_limit_store), make_policy(cfg), clock,
+            std::chrono::milliseconds(cfg.rate_limit_store_timeout_ms), fallback, limiter, cfg.max_clients);
+    }
+
+    void store_metrics(http::prometheus_writer& w) const {
+        const auto d = [](auto v) { return static_cast<double>(v); };
+        w.counter("userapi_rate_limit_store_errors_total",
+                  "Rate-limit decisions the store did not make in time (or was down for); the fallback made them.",
+                  shared_limiter ? d(shared_limiter->errors()) : 0.0);
+        w.family("userapi_store_reconnects_total", "counter", "Connections to a shared store made again after a loss.");
+        if (watch)
+            w.sample("userapi_store_reconnects_total", {{"store", "postgresql"}}, d(watch->snapshot().reconnects));
+        if (shared_limiter)
+            w.sample("userapi_store_reconnects_total", {{"store", "redis"}}, d(shared_limiter->reconnects()));
+        w.gauge("userapi_cache_coherent",
+                "1 while this instance hears of other instances' writes (or shares its store with none).",
+                users.coherent() ? 1.0 : 0.0);
+        if (!watch) return;
+        const auto s = watch->snapshot();
+        w.counter("userapi_store_notifications_total", "Writes of other instances heard of.", d(s.notifications));
+        w.family("userapi_coherence_lag_seconds", "histogram",
+                 "From another instance's commit to its notification's arrival here.");
+        char le[32];
+        for (std::size_t b = 0; b < s.lag_buckets.size(); ++b) {
+            std::snprintf(le, sizeof le, "%g", service::postgres_watch::kLagBuckets[b]);
+            w.sample("userapi_coherence_lag_seconds_bucket", {{"le", le}}, d(s.lag_buckets[b]));
+        }
+        w.sample("userapi_coherence_lag_seconds_bucket", {{"le", "+Inf"}}, d(s.lag_count));
+        w.sample("userapi_coherence_lag_seconds_sum", s.lag_sum_seconds);
+        w.sample("userapi_coherence_lag_seconds_count", d(s.lag_count));
     }
 
     // A PostgreSQL store is shared: the watch hears of other instances' writes.
@@ -165,6 +212,7 @@ struct server::impl {
     std::vector<std::string> unready() const {
         std::vector<std::string> reasons;
         if (watch && !watch->healthy()) reasons.push_back("users store (postgresql) not answering");
+        if (shared_limiter && !shared_limiter->healthy()) reasons.push_back("rate-limit store (redis) not answering");
         return reasons;
     }
 
@@ -211,13 +259,15 @@ struct server::impl {
     std::atomic<std::size_t> next_context{0};
     // Run by db_threads, one per DB-queue slot: only they touch the repositories once started.
     asio::io_context db_ioc;
-    service::user_service* users_ptr = nullptr;  // for the watch's events, set once users exists
-    std::unique_ptr<service::postgres_watch> watch;  // PostgreSQL only; its own thread
+    service::user_service* users_ptr = nullptr;                    // for the watch's events, set once users exists
+    std::unique_ptr<service::postgres_watch> watch;                // PostgreSQL only; its own thread
     std::vector<std::unique_ptr<service::user_repository>> repos;  // one per DB-queue slot
     service::user_cache cache;
     service::db_queue db;
     service::user_service users;
     http::rate_limiter limiter;
+    std::unique_ptr<http::shared_rate_limiter>
+        shared_limiter;  // --rate-limit-store; its clients live on the I/O threads
     core::client_resolver resolver;
     http::handler handler;
     std::unique_ptr<tcp::acceptor> acceptor;  // used only on the main context's thread
@@ -379,6 +429,7 @@ void server::start() {
         m.users.set_coherent(false);  // until the channel is up, the store answers every read
         m.watch->start();
     }
+    if (m.shared_limiter) m.shared_limiter->start();
 
     m.signals = std::make_unique<asio::signal_set>(m.main_context(), SIGINT, SIGTERM);
     m.signals->async_wait([&m](const boost::system::error_code& ec, int) {

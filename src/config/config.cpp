@@ -14,6 +14,7 @@
 
 #include "userapi/core/ip_address.hpp"
 #include "userapi/core/redact.hpp"
+#include "userapi/core/redis_uri.hpp"
 
 namespace userapi::config {
 namespace {
@@ -104,7 +105,7 @@ const std::vector<option>& options() {
          "redis://HOST[:PORT][/DB]: buckets shared by every instance using it (default: in this process)",
          [](settings& s, const value& v) {
              const auto& u = std::get<std::string>(v);
-             if (!u.empty() && u.rfind("redis://", 0) != 0)
+             if (!u.empty() && !core::parse_redis_uri(u))
                  return "must be a redis://HOST[:PORT][/DB] URI, got \"" + u + "\"";
              s.rate_limit_store = u;
              return std::string();
@@ -388,8 +389,8 @@ std::string settings::summary() const {
       << " require_if_match=" << (require_if_match ? "on" : "off") << " data=" << redacted_data()
       << " db_concurrency=" << db_concurrency << " db_latency_ms=" << db_latency_ms
       << " rate_limit_store=" << (rate_limit_store.empty() ? "local" : rate_limit_store)
-      << " rate_limit_store_fallback=" << rate_limit_store_fallback
-      << " db_queue_limit=" << db_queue_limit << " seed_users=" << seed_users << " max_body_bytes=" << max_body_bytes
+      << " rate_limit_store_fallback=" << rate_limit_store_fallback << " db_queue_limit=" << db_queue_limit
+      << " seed_users=" << seed_users << " max_body_bytes=" << max_body_bytes
       << " header_timeout_ms=" << header_timeout_ms << " idle_timeout_ms=" << idle_timeout_ms
       << " request_timeout_ms=" << request_timeout_ms << " drain_timeout_ms=" << drain_timeout_ms
       << " max_connections=" << max_connections << " max_connections_per_client=" << max_connections_per_client
@@ -469,8 +470,9 @@ load_result load(const std::vector<std::string>& args, const char* env_admin_tok
         }
         if (!proxies.empty()) apply(s, *find_cli("--trusted-proxy"), proxies, "--trusted-proxy");
         if (s.db_concurrency > 1 && !s.uses_postgresql())
-            throw load_error{"--db-concurrency: above 1 needs a PostgreSQL store (--data postgresql://...); "
-                             "SQLite takes one writer"};
+            throw load_error{
+                "--db-concurrency: above 1 needs a PostgreSQL store (--data postgresql://...); "
+                "SQLite takes one writer"};
         out.config = std::move(s);
     } catch (const load_error& e) {
         return {std::nullopt, 2, "userapi: " + e.message + "\n"};

@@ -38,15 +38,15 @@ bucket_state token_bucket::try_acquire(const bucket_policy& p, steady_time now) 
     refill(p, now);
     const bool allowed = tokens_ + kEpsilon >= 1.0;
     if (allowed) tokens_ = std::max(0.0, tokens_ - 1.0);
-    return state(p, allowed);
+    return state_of(p, tokens_, allowed);
 }
 
-bucket_state token_bucket::state(const bucket_policy& p, bool allowed) const {
+bucket_state state_of(const bucket_policy& p, double tokens, bool allowed) {
     bucket_state s;
     s.allowed = allowed;
-    s.remaining = static_cast<std::int64_t>(std::floor(tokens_ + kEpsilon));
-    s.reset_seconds = ceil_seconds((p.capacity - tokens_) / p.refill_per_second);
-    s.next_token_seconds = tokens_ + kEpsilon >= 1.0 ? 0 : ceil_seconds((1.0 - tokens_) / p.refill_per_second);
+    s.remaining = static_cast<std::int64_t>(std::floor(tokens + kEpsilon));
+    s.reset_seconds = ceil_seconds((p.capacity - tokens) / p.refill_per_second);
+    s.next_token_seconds = tokens + kEpsilon >= 1.0 ? 0 : ceil_seconds((1.0 - tokens) / p.refill_per_second);
     s.retry_after_seconds = std::max<std::int64_t>(1, s.next_token_seconds);
     return s;
 }

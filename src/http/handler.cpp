@@ -68,8 +68,10 @@ bool is_standard_method(bhttp::verb v) {
 }  // namespace
 
 handler::handler(const config::settings& cfg, service::user_service& users, rate_limiter* limiter,
-                 const core::client_resolver& clients, metrics& stats, server_state& state, instance_info instance)
+                 const core::client_resolver& clients, metrics& stats, server_state& state, instance_info instance,
+                 shared_rate_limiter* shared)
     : limiter_(limiter),
+      shared_(limiter ? shared : nullptr),
       clients_(clients),
       stats_(stats),
       instance_(std::move(instance)),
@@ -92,21 +94,31 @@ asio::awaitable<response> handler::handle(const request& req, const request_info
     co_return std::move(x.res);
 }
 
-response handler::reject(const request& req, unsigned status, std::string_view detail, const request_info& info) {
+asio::awaitable<response> handler::reject(const request& req, unsigned status, std::string_view detail,
+                                          const request_info& info) {
     exchange x(req, info);
     x.res.version(req.version() ? req.version() : 11);
-    if (admit(x)) set_problem(x.res, status, detail);
+    if (co_await admit(x)) set_problem(x.res, status, detail);
     finish(x);
-    return std::move(x.res);
+    co_return std::move(x.res);
 }
 
-// Charges the client one token on a limited route and sets the RateLimit headers; false, with
-// the 429 set, when the bucket is empty.
-bool handler::admit(exchange& x) {
-    if (!x.match.limited || !limiter_) return true;
-    auto& res = x.res;
+asio::awaitable<bool> handler::admit(exchange& x) {
+    if (!x.match.limited || !limiter_) co_return true;
     x.client = clients_.resolve(x.peer, joined_field(x.req, "X-Forwarded-For"));
-    const auto s = limiter_->acquire(*x.client);
+    // The local table answers at once; the shared one (Redis) answers later, on this thread.
+    co_return apply(x, shared_ ? co_await shared_->acquire(*x.client) : rate_decision{limiter_->acquire(*x.client)});
+}
+
+// Sets the RateLimit headers, and the 429 (or 503) when the request may not proceed.
+bool handler::apply(exchange& x, const rate_decision& d) {
+    auto& res = x.res;
+    if (d.unavailable) {
+        res.set(field::retry_after, "1");
+        set_problem(res, 503, "the rate-limit store is unavailable; retry shortly");
+        return false;
+    }
+    const auto& s = d.state;
     const auto& p = limiter_->policy();
     const auto cap = static_cast<long long>(p.capacity);
     res.set("RateLimit-Limit", std::to_string(cap));
@@ -124,7 +136,7 @@ bool handler::admit(exchange& x) {
 }
 
 asio::awaitable<void> handler::dispatch(exchange& x) {
-    if (!admit(x)) co_return;
+    if (!co_await admit(x)) co_return;
     const auto verb = x.req.method();
     if (!is_standard_method(verb)) {
         set_problem(x.res, 501, "method " + clip(x.req.method_string()) + " is not implemented");

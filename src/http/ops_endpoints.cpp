@@ -58,6 +58,7 @@ void ops_endpoints::metrics_text(exchange& x) {
     w.gauge("userapi_open_connections", "Client connections open now.", d(state_.connections.load()));
     w.family("userapi_build_info", "gauge", "The running build; always 1.");
     w.sample("userapi_build_info", {{"version", USERAPI_VERSION}}, 1);
+    if (instance_.store_metrics) instance_.store_metrics(w);
     render_process_metrics(w);
     x.res.result(200);
     x.res.body() = core::shared_bytes(out);

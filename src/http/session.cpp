@@ -232,7 +232,7 @@ asio::awaitable<void> run_session(Stream stream, core::ip_address peer, request_
         response res;
         bool keep_alive = false;
         if (in.kind == incoming::refused) {
-            res = h.reject(req, in.why.status, in.why.detail, info);
+            res = co_await h.reject(req, in.why.status, in.why.detail, info);
         } else {
             stream.expires_never();  // the DB may take long; the handler bounds that wait
             res = co_await h.handle(req, info);

@@ -4,8 +4,8 @@
 
 #include <libpq-fe.h>
 
-#include <utility>
 #include <thread>
+#include <utility>
 
 namespace userapi::service {
 namespace {
@@ -17,7 +17,8 @@ constexpr std::pair<const char*, const char*> kStatements[] = {
     {"find", "SELECT id, name, email, version FROM users WHERE id = $1"},
     {"create",
      "WITH u AS (INSERT INTO users (name, email) VALUES ($1, $2) RETURNING id, name, email, version)"
-     " SELECT u.id, u.name, u.email, u.version, pg_notify('userapi_users', u.id || ' ' || extract(epoch from clock_timestamp())) FROM u"},
+     " SELECT u.id, u.name, u.email, u.version, pg_notify('userapi_users', u.id || ' ' || extract(epoch from "
+     "clock_timestamp())) FROM u"},
     // The If-Match check ($4 any, else the versions in $5), the merge (NULL keeps a field), the
     // version bump only when a field changes, and the notification: one statement.
     {"update",
@@ -25,7 +26,8 @@ constexpr std::pair<const char*, const char*> kStatements[] = {
      " version = version + CASE WHEN name IS DISTINCT FROM coalesce($2, name)"
      " OR email IS DISTINCT FROM coalesce($3, email) THEN 1 ELSE 0 END"
      " WHERE id = $1 AND ($4::boolean OR version = ANY($5::bigint[])) RETURNING id, name, email, version)"
-     " SELECT u.id, u.name, u.email, u.version, pg_notify('userapi_users', u.id || ' ' || extract(epoch from clock_timestamp())) FROM u"},
+     " SELECT u.id, u.name, u.email, u.version, pg_notify('userapi_users', u.id || ' ' || extract(epoch from "
+     "clock_timestamp())) FROM u"},
     {"remove",
      "WITH d AS (DELETE FROM users WHERE id = $1 AND ($2::boolean OR version = ANY($3::bigint[])) RETURNING id)"
      " SELECT d.id, pg_notify('userapi_users', d.id || ' ' || extract(epoch from clock_timestamp())) FROM d"},
@@ -143,7 +145,8 @@ void postgres_user_repository::ensure_connected() {
 }
 
 postgres_user_repository::result postgres_user_repository::run(const char* statement,
-                                                               std::initializer_list<const char*> params, bool retried) {
+                                                               std::initializer_list<const char*> params,
+                                                               bool retried) {
     ensure_connected();
     std::vector<const char*> values(params);
     result r(PQexecPrepared(conn_, statement, static_cast<int>(values.size()), values.data(), nullptr, nullptr, 0));
@@ -151,7 +154,7 @@ postgres_user_repository::result postgres_user_repository::run(const char* state
     if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) return r;
     const char* state = PQresultErrorField(r.r, PG_DIAG_SQLSTATE);
     if (state && std::string_view(state) == "23505") throw email_taken{};  // caught by the writes
-    if (state && std::string_view(state) == "26000" && !retried) {  // a statement prepared before its table
+    if (state && std::string_view(state) == "26000" && !retried) {         // a statement prepared before its table
         connect();
         return run(statement, params, true);
     }
@@ -169,7 +172,8 @@ void postgres_user_repository::migrate() {
     try {
         auto has = exec("SELECT to_regclass('userapi_schema') IS NOT NULL");
         int version = 0;
-        if (std::string_view(has.value(0, 0)) == "t") version = std::stoi(exec("SELECT max(version) FROM userapi_schema").value(0, 0));
+        if (std::string_view(has.value(0, 0)) == "t")
+            version = std::stoi(exec("SELECT max(version) FROM userapi_schema").value(0, 0));
         if (version > kSchemaVersion)
             throw storage_error(redacted(conninfo_) + ": schema version " + std::to_string(version) +
                                 " is newer than this userapi supports (" + std::to_string(kSchemaVersion) + ")");
@@ -207,9 +211,9 @@ write_result postgres_user_repository::update(std::int64_t id, const user_patch&
     const auto key = std::to_string(id);
     const auto versions = versions_array(pre);
     try {
-        auto r = run("update", {key.c_str(), patch.name ? patch.name->c_str() : nullptr,
-                                patch.email ? patch.email->c_str() : nullptr, pre.any ? "true" : "false",
-                                versions.c_str()});
+        auto r =
+            run("update", {key.c_str(), patch.name ? patch.name->c_str() : nullptr,
+                           patch.email ? patch.email->c_str() : nullptr, pre.any ? "true" : "false", versions.c_str()});
         if (r.rows() == 1) return {write_status::done, read_user(r.r, 0)};
     } catch (const email_taken&) {
         return {write_status::email_taken, {}};

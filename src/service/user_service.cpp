@@ -202,7 +202,8 @@ void user_service::clear_cache(std::function<void(std::size_t)> done) {
         guarded([&] { repos_[slot]->announce_clear(); }, error);  // this cache is empty either way
         (*shared_done)(cleared);
     };
-    if (!db_.submit(std::move(op), clock_.now() + request_timeout_, [shared_done, cleared] { (*shared_done)(cleared); }))
+    if (!db_.submit(std::move(op), clock_.now() + request_timeout_,
+                    [shared_done, cleared] { (*shared_done)(cleared); }))
         (*shared_done)(cleared);
 }
 

@@ -80,3 +80,17 @@ TEST(ClientResolver, RightmostUntrustedAddress) {
         << "an unreadable hop ends the walk at the last trusted address";
     EXPECT_EQ(r.resolve(ip("127.0.0.1"), "2001:db8:1:2::5"), client_key(ip("2001:db8:1:2::9"), 64));
 }
+
+#include "userapi/core/redis_uri.hpp"
+
+TEST(RedisUri, Parses) {
+    auto t = userapi::core::parse_redis_uri("redis://127.0.0.1:6380/2");
+    ASSERT_TRUE(t);
+    EXPECT_EQ(t->host, "127.0.0.1");
+    EXPECT_EQ(t->port, 6380);
+    EXPECT_EQ(t->db, 2);
+    EXPECT_EQ(userapi::core::parse_redis_uri("redis://cache")->port, 6379);
+    EXPECT_EQ(userapi::core::parse_redis_uri("redis://[::1]:7000")->host, "::1");
+    for (auto bad : {"http://x", "redis://", "redis://h:0", "redis://h:99999", "redis://h/x", "redis://[::1"})
+        EXPECT_FALSE(userapi::core::parse_redis_uri(bad)) << bad;
+}

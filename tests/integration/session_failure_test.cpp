@@ -35,10 +35,11 @@ public:
         res.body() = core::shared_bytes("fine");
         co_return res;
     }
-    http::response reject(const http::request&, unsigned status, std::string_view, const http::request_info&) override {
+    asio::awaitable<http::response> reject(const http::request&, unsigned status, std::string_view,
+                                           const http::request_info&) override {
         http::response res;
         res.result(status);
-        return res;
+        co_return res;
     }
 };
 

@@ -29,8 +29,7 @@ protected:
         const auto at = uri.find('@');
         PGconn* c = PQconnectdb(("postgresql://postgres" + uri.substr(at)).c_str());
         PGresult* r = PQexec(c, sql.c_str());
-        EXPECT_TRUE(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK)
-            << PQerrorMessage(c);
+        EXPECT_TRUE(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK) << PQerrorMessage(c);
         PQclear(r);
         PQfinish(c);
     }
@@ -108,8 +107,9 @@ TEST_F(Postgres, ReconnectsAfterTheServerDropsTheConnection) {
     postgres_user_repository repo(uri, 5s);
     repo.migrate();
     seed_users(repo, 2);
-    admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'userapi' AND pid <> "
-          "pg_backend_pid()");
+    admin(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'userapi' AND pid <> "
+        "pg_backend_pid()");
     bool failed = false;
     try {
         repo.find(1);

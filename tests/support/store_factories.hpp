@@ -6,6 +6,7 @@
 
 #include <libpq-fe.h>
 
+#include <unistd.h>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -14,7 +15,6 @@
 #include <map>
 #include <memory>
 #include <string>
-#include <unistd.h>
 #include <vector>
 
 #include "userapi/service/memory_user_repository.hpp"

@@ -27,6 +27,9 @@ struct bucket_state {
     std::int64_t retry_after_seconds = 0;  // for a refusal: >= 1 and >= next_token_seconds
 };
 
+// The state a bucket holding `tokens` (fractional, after this request's take) reports.
+bucket_state state_of(const bucket_policy& p, double tokens, bool allowed);
+
 class token_bucket {
 public:
     token_bucket(const bucket_policy& p, steady_time now) : tokens_(p.capacity), last_(now) {}
@@ -42,7 +45,6 @@ public:
 
 private:
     void refill(const bucket_policy& p, steady_time now);
-    bucket_state state(const bucket_policy& p, bool allowed) const;
 
     double tokens_;
     steady_time last_;  // time of the last refill; never moves backwards

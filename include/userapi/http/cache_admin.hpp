@@ -18,7 +18,7 @@ public:
         : cfg_(cfg), users_(users), stats_(stats), instance_(instance) {}
 
     boost::asio::awaitable<void> clear(exchange& x);  // DELETE /cache
-    void status(exchange& x);  // GET/HEAD /cache-status
+    void status(exchange& x);                         // GET/HEAD /cache-status
 
 private:
     const config::settings& cfg_;

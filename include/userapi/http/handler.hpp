@@ -16,6 +16,7 @@
 #include "userapi/http/ops_endpoints.hpp"
 #include "userapi/http/rate_limiter.hpp"
 #include "userapi/http/request_handler.hpp"
+#include "userapi/http/shared_rate_limiter.hpp"
 #include "userapi/http/users_resource.hpp"
 #include "userapi/service/user_service.hpp"
 
@@ -23,22 +24,29 @@ namespace userapi::http {
 
 class handler final : public request_handler {
 public:
-    // `limiter` may be null: rate limiting off.
+    // `limiter` may be null: rate limiting off. `shared`, when set, decides instead of it (the
+    // buckets in Redis), with `limiter` as its local fallback.
     handler(const config::settings& cfg, service::user_service& users, rate_limiter* limiter,
-            const core::client_resolver& clients, metrics& stats, server_state& state, instance_info instance);
+            const core::client_resolver& clients, metrics& stats, server_state& state, instance_info instance,
+            shared_rate_limiter* shared = nullptr);
 
     // Never throws; every failure becomes a problem+json response.
     boost::asio::awaitable<response> handle(const request& req, const request_info& info) override;
 
     // A refused request to a limited route still costs a token, and says so.
-    response reject(const request& req, unsigned status, std::string_view detail, const request_info& info) override;
+    boost::asio::awaitable<response> reject(const request& req, unsigned status, std::string_view detail,
+                                            const request_info& info) override;
 
 private:
-    bool admit(exchange& x);
+    // Charges the client one token on a limited route; false, with the 429 (or the store's
+    // 503) set, when it may not proceed.
+    boost::asio::awaitable<bool> admit(exchange& x);
+    bool apply(exchange& x, const rate_decision& d);
     boost::asio::awaitable<void> dispatch(exchange& x);
     void finish(exchange& x);
 
     rate_limiter* limiter_;
+    shared_rate_limiter* shared_;
     const core::client_resolver& clients_;
     metrics& stats_;
     instance_info instance_;

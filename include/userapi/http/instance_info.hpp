@@ -13,6 +13,8 @@ struct instance_info {
     std::string rate_limit_store;  // "local" or "redis"
     // Why the stores are not ready, one reason each; empty when they answered their last check.
     std::function<std::vector<std::string>()> unready;
+    // Metrics of what the server assembled around the handler (the stores), for /metrics.
+    std::function<void(class prometheus_writer&)> store_metrics;
 };
 
 }  // namespace userapi::http

@@ -38,7 +38,8 @@ public:
 
     // The answer to a request the session refuses before it is read in full (400, 413, 431):
     // `req` holds whatever header was parsed, maybe none. The connection closes after it.
-    virtual response reject(const request& req, unsigned status, std::string_view detail, const request_info& info) = 0;
+    virtual boost::asio::awaitable<response> reject(const request& req, unsigned status, std::string_view detail,
+                                                    const request_info& info) = 0;
 };
 
 // The request's own X-Request-Id when it is 1-128 printable ASCII characters, else a new one.

@@ -35,8 +35,7 @@ public:
 
     // Connects, retrying until `connect_timeout` has passed, then prepares the statements.
     // Throws storage_error when it cannot (the server then exits 2 naming --data).
-    postgres_user_repository(std::string conninfo, std::chrono::milliseconds connect_timeout,
-                             pid_listener on_pid = {});
+    postgres_user_repository(std::string conninfo, std::chrono::milliseconds connect_timeout, pid_listener on_pid = {});
     ~postgres_user_repository() override;
     postgres_user_repository(const postgres_user_repository&) = delete;
     postgres_user_repository& operator=(const postgres_user_repository&) = delete;

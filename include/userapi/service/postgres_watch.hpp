@@ -34,8 +34,8 @@ public:
     struct stats {
         std::uint64_t notifications = 0;  // from other instances
         std::uint64_t reconnects = 0;
-        std::uint64_t lag_count = 0;      // notifications whose commit time was known
-        double lag_sum_seconds = 0;       // commit to arrival, summed
+        std::uint64_t lag_count = 0;                 // notifications whose commit time was known
+        double lag_sum_seconds = 0;                  // commit to arrival, summed
         std::array<std::uint64_t, 8> lag_buckets{};  // see kLagBuckets
     };
     static constexpr std::array<double, 8> kLagBuckets = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25};

@@ -1,0 +1,97 @@
+// Token buckets in Redis, shared by every instance that uses the same Redis: a client whose
+// requests are spread over any number of instances gets what one instance would give it.
+//
+// Each decision is one atomic Lua script run with the Redis server's clock (TIME), so
+// instances whose clocks differ still agree; a bucket's key expires once it is full again, so
+// Redis holds only clients that are using their allowance. Each I/O thread has its own
+// connection: a decision is sent from the request's own thread and its reply comes back there,
+// with every decision in flight on that connection pipelined.
+//
+// A refused client's next token time only moves forward (nobody can take a token from an
+// empty bucket), so a denial is remembered here until then and answered without asking Redis.
+//
+// When Redis does not answer within the timeout, or is down, the fallback decides: this
+// instance's own bucket (local), admit (open), or 503 (closed); each such decision is counted.
+//
+// Thread-safe: connections are per thread (used only on theirs), the denial cache is sharded
+// under mutexes, counters are atomics.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include "userapi/core/clock.hpp"
+#include "userapi/core/ip_address.hpp"
+#include "userapi/core/token_bucket.hpp"
+#include "userapi/http/rate_limiter.hpp"
+#include "userapi/http/redis_client.hpp"
+
+namespace userapi::http {
+
+enum class store_fallback { local, open, closed };
+
+struct rate_decision {
+    core::bucket_state state;
+    bool unavailable = false;  // the store failed and the fallback is "closed": answer 503
+};
+
+class shared_rate_limiter {
+public:
+    // One connection per io_context in `iocs` (the I/O threads'). `local` is the fallback's
+    // bucket table.
+    shared_rate_limiter(const std::vector<boost::asio::io_context*>& iocs, redis_target target,
+                        core::bucket_policy policy, const core::clock& clock, std::chrono::milliseconds timeout,
+                        store_fallback fallback, rate_limiter& local, std::size_t max_denials);
+    ~shared_rate_limiter();
+
+    void start();
+    // Decides for `client` on the calling coroutine's io_context (one of `iocs`).
+    boost::asio::awaitable<rate_decision> acquire(const core::ip_address& client);
+
+    // Every connection is up with its script loaded.
+    bool healthy() const;
+    std::uint64_t errors() const { return errors_.load(std::memory_order_relaxed); }
+    std::uint64_t reconnects() const;
+    std::uint64_t denials_answered_here() const { return cached_denials_.load(std::memory_order_relaxed); }
+
+    // The Lua script: KEYS[1] the bucket, ARGV capacity and refill per second; returns
+    // {allowed (0/1), tokens left (a string)}.
+    static const char* script();
+
+private:
+    rate_decision fall_back(const core::ip_address& client);
+    redis_client& client_for(boost::asio::io_context& ioc);
+
+    struct denial {
+        double tokens;  // left after the refusal
+        core::steady_time at;
+    };
+    struct shard {
+        std::mutex mu;
+        std::unordered_map<core::ip_address, denial, core::ip_address_hash> denied;  // guarded by mu
+    };
+    static constexpr std::size_t kShards = 16;
+    std::optional<core::bucket_state> remembered_denial(const core::ip_address& client, core::steady_time now);
+    void remember_denial(const core::ip_address& client, double tokens, core::steady_time now);
+
+    std::vector<std::pair<boost::asio::io_context*, std::unique_ptr<redis_client>>>
+        clients_;  // read-only after construction
+    const core::bucket_policy policy_;
+    const core::clock& clock_;
+    const std::chrono::milliseconds timeout_;
+    const store_fallback fallback_;
+    rate_limiter& local_;
+    const std::size_t max_denials_per_shard_;
+    std::array<shard, kShards> denials_;
+    std::atomic<std::uint64_t> errors_{0}, cached_denials_{0};
+};
+
+}  // namespace userapi::http
