@@ -107,7 +107,10 @@ asio::awaitable<bool> handler::admit(exchange& x) {
     if (!x.match.limited || !limiter_) co_return true;
     x.client = clients_.resolve(x.peer, joined_field(x.req, "X-Forwarded-For"));
     // The local table answers at once; the shared one (Redis) answers later, on this thread.
-    co_return apply(x, shared_ ? co_await shared_->acquire(*x.client) : rate_decision{limiter_->acquire(*x.client)});
+    // (No co_await inside ?: here: GCC 12 miscompiles it.)
+    if (!shared_) co_return apply(x, rate_decision{limiter_->acquire(*x.client)});
+    const auto decision = co_await shared_->acquire(*x.client);
+    co_return apply(x, decision);
 }
 
 // Sets the RateLimit headers, and the 429 (or 503) when the request may not proceed.
