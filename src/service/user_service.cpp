@@ -75,7 +75,8 @@ void user_service::start_load(const flight_type::call_ptr& call, std::int64_t id
     try {
         // A read that completed between our cache miss and the join has already filled the
         // cache (it stores before it leaves the map): look again rather than read twice.
-        if (auto c = cache_.get(id); c && !c->stale) {
+        // (Not while deaf to other instances: then only the store may answer.)
+        if (auto c = coherent_.load(std::memory_order_relaxed) ? cache_.get(id) : std::nullopt; c && !c->stale) {
             cache_.end_read(ticket, std::nullopt);
             flight_.complete(call, {c->entry.exists() ? outcome::ok : outcome::not_found, c->entry, {}});
             return;

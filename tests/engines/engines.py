@@ -70,6 +70,14 @@ class Postgres:
 
     def _own(self):
         if self.as_root:
+            # The postgres user must be able to reach the folder: let it through every
+            # ancestor (a mkdtemp folder is 0700).
+            d = os.path.dirname(self.folder)
+            while d not in ("/", ""):
+                mode = os.stat(d).st_mode
+                if not mode & 0o001:
+                    os.chmod(d, mode | 0o001)
+                d = os.path.dirname(d)
             pw = pwd.getpwnam("postgres")
             for root, dirs, files in os.walk(self.folder):
                 for n in dirs + files:

@@ -24,9 +24,12 @@ CONF = os.path.join(ROOT, "deploy", "nginx", "userapi.conf")
 
 
 def render(upstream_port, listen_port):
-    """The deploy file with only its two addresses changed."""
+    """The deploy file with only its addresses changed: one upstream port, or a list of them
+    (several instances, as scripts/cluster runs them)."""
     text = open(CONF).read()
-    text, n1 = re.subn(r"server 127\.0\.0\.1:8080;", f"server 127.0.0.1:{upstream_port};", text)
+    ports = upstream_port if isinstance(upstream_port, (list, tuple)) else [upstream_port]
+    servers = "\n    ".join(f"server 127.0.0.1:{p};" for p in ports)
+    text, n1 = re.subn(r"server 127\.0\.0\.1:8080;", servers, text)
     text, n2 = re.subn(r"listen 80;", f"listen 127.0.0.1:{listen_port};", text)
     if (n1, n2) != (1, 1):
         sys.exit("FAIL: deploy/nginx/userapi.conf no longer has 'server 127.0.0.1:8080;' and 'listen 80;'")

@@ -441,3 +441,21 @@ TEST_F(UserService, ListReadsAPage) {
     EXPECT_EQ(got.users.front().id, 4);
     EXPECT_EQ(got.users.back().id, 7);
 }
+
+// While the instance cannot hear other instances' writes, the store answers every read; a
+// cached user is served (STALE) only when the store cannot answer either; once it hears again
+// it starts from an empty cache.
+TEST_F(UserService, WhileDeafTheStoreDecidesAndTheCacheIsTheLastResort) {
+    get_now(3);
+    users.set_coherent(false);
+    EXPECT_FALSE(users.find_cached(3)) << "the cache answered while deaf";
+    EXPECT_EQ(get_now(3).from, source::miss);
+    EXPECT_EQ(repo.finds, 2);
+    repo.fail_finds = true;
+    auto fallback = get_now(3);
+    EXPECT_EQ(fallback.status, outcome::ok);
+    EXPECT_EQ(fallback.from, source::stale);
+    EXPECT_EQ(get_now(42).status, outcome::unavailable) << "no cached user: nothing to fall back on";
+    users.set_coherent(true);
+    EXPECT_EQ(get_now(3).status, outcome::unavailable) << "the cache was not emptied on hearing again";
+}
