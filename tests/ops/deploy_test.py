@@ -199,6 +199,19 @@ def check_dockerfile(f, binary, sanitized):
         print("note: no Docker daemon answers here; docker build not run")
 
 
+def check_compose(f):
+    """deploy/compose.yaml edits the nginx deploy file with sed: the lines it edits must exist,
+    and every instance must run the image's binary against PostgreSQL and Redis."""
+    compose = open(os.path.join(ROOT, "deploy", "compose.yaml")).read()
+    conf = open(os.path.join(ROOT, "deploy", "nginx", "userapi.conf")).read()
+    f.check("server 127.0.0.1:8080;" in conf and "proxy_bind" in conf and "s|server 127.0.0.1:8080;|" in compose,
+            "compose.yaml's sed finds the upstream and proxy_bind lines of deploy/nginx/userapi.conf")
+    f.check(all(f"userapi{i}:" in compose and f"server userapi{i}:8080;" in compose for i in (1, 2, 3)),
+            "compose.yaml runs three instances and nginx names all three")
+    f.check("--data=postgresql://" in compose and "--rate-limit-store=redis://" in compose,
+            "compose.yaml's instances share PostgreSQL and Redis")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--binary", required=True)
@@ -209,6 +222,7 @@ def main():
         paths, unit = check_install(f, args.build_dir, stage)
         check_unit(f, stage, paths, unit)
     check_dockerfile(f, args.binary, bool(cache_value(args.build_dir, "USERAPI_SANITIZE")))
+    check_compose(f)
     f.exit()
 
 

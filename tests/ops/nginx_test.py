@@ -36,8 +36,8 @@ def render(upstream_port, listen_port):
     return text
 
 
-def start_nginx(nginx, workdir, upstream_port):
-    port = free_port()
+def start_nginx(nginx, workdir, upstream_port, listen_port=None):
+    port = listen_port or free_port()
     for d in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
         os.makedirs(os.path.join(workdir, d), exist_ok=True)
     with open(os.path.join(workdir, "userapi.conf"), "w") as f:
