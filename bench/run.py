@@ -71,8 +71,9 @@ def http_get(port, path):
 class Userapi:
     def __init__(self, build, args, workdir):
         self.port = free_port()
-        cmd = [os.path.join(build, "userapi"), "--port", str(self.port), "--log-level", "warn",
-               "--data", os.path.join(workdir, "bench-%d.db" % self.port)] + args
+        cmd = [os.path.join(build, "userapi"), "--port", str(self.port), "--log-level", "warn"] + args
+        if "--data" not in args:
+            cmd += ["--data", os.path.join(workdir, "bench-%d.db" % self.port)]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         line = self.proc.stdout.readline().decode()
         if "listening on" not in line:

@@ -145,7 +145,8 @@ struct server::impl {
                                                                           : http::store_fallback::local;
         return std::make_unique<http::shared_rate_limiter>(
             iocs, *core::parse_redis_uri(cfg.rate_limit_store), make_policy(cfg), clock,
-            std::chrono::milliseconds(cfg.rate_limit_store_timeout_ms), fallback, limiter, cfg.max_clients);
+            std::chrono::milliseconds(cfg.rate_limit_store_timeout_ms), fallback, limiter, cfg.max_clients,
+            cfg.rate_limit_store_pipelining, cfg.rate_limit_store_denial_cache);
     }
 
     void store_metrics(http::prometheus_writer& w) const {

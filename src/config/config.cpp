@@ -121,6 +121,28 @@ const std::vector<option>& options() {
              s.rate_limit_store_fallback = f;
              return std::string();
          }},
+        {nullptr, "rate_limit.store_pipelining", kind::boolean, 0, 0, "",
+         [](settings& s, const value& v) {
+             s.rate_limit_store_pipelining = std::get<bool>(v);
+             return std::string();
+         }},
+        {"--no-rate-limit-store-pipelining", nullptr, kind::flag, 0, 0,
+         "send one Redis decision at a time per connection (to measure what pipelining saves)",
+         [](settings& s, const value&) {
+             s.rate_limit_store_pipelining = false;
+             return std::string();
+         }},
+        {nullptr, "rate_limit.store_denial_cache", kind::boolean, 0, 0, "",
+         [](settings& s, const value& v) {
+             s.rate_limit_store_denial_cache = std::get<bool>(v);
+             return std::string();
+         }},
+        {"--no-rate-limit-denial-cache", nullptr, kind::flag, 0, 0,
+         "ask Redis again for every refusal (to measure what remembering denials saves)",
+         [](settings& s, const value&) {
+             s.rate_limit_store_denial_cache = false;
+             return std::string();
+         }},
         {"--cache-capacity", "cache.capacity", kind::integer, 1, 1e8, "max cached users (default 10000)",
          store_int<std::size_t, &settings::cache_capacity>()},
         {"--cache-ttl-ms", "cache.ttl_ms", kind::integer, 1, 31536000000.0, "cache entry lifetime (default 60000)",

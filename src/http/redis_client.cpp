@@ -59,8 +59,14 @@ struct redis_client::events : std::enable_shared_from_this<events> {
     bool want_read = false, want_write = false, reading = false, writing = false;
 };
 
-redis_client::redis_client(asio::io_context& ioc, redis_target target, std::string script)
-    : ioc_(ioc), target_(std::move(target)), script_(std::move(script)), retry_(ioc) {}
+redis_client::redis_client(asio::io_context& ioc, redis_target target, std::string script, raw_callback on_eval,
+                           std::size_t max_in_flight)
+    : ioc_(ioc),
+      target_(std::move(target)),
+      script_(std::move(script)),
+      on_eval_(on_eval),
+      retry_(ioc),
+      max_in_flight_(max_in_flight) {}
 
 redis_client::~redis_client() {
     stopping_ = true;
@@ -132,41 +138,82 @@ void redis_client::load_script() {
     });
 }
 
-void redis_client::command(const std::vector<std::string>& argv, callback done) {
+void redis_client::command(int argc, const char** argv, const size_t* lens, hiredis_callback fn, void* privdata) {
+    if (max_in_flight_ && in_flight_ >= max_in_flight_) {
+        held_.push_back({{}, fn, privdata});
+        for (int i = 0; i < argc; ++i) held_.back().argv.emplace_back(argv[i], lens[i]);
+        return;
+    }
+    if (ctx_ && redisAsyncCommandArgv(ctx_, fn, privdata, argc, argv, lens) == REDIS_OK) {
+        ++in_flight_;
+        return;
+    }
+    // Only while the connection is going: hiredis kept nothing, so answer now.
+    if (fn == on_eval_reply)
+        on_eval_(nullptr, privdata);
+    else
+        fn(nullptr, nullptr, privdata);
+}
+
+void redis_client::replied() {
+    --in_flight_;
+    if (held_.empty() || in_flight_ >= max_in_flight_) return;
+    auto next = std::move(held_.front());
+    held_.pop_front();
+    std::vector<const char*> argv;
+    std::vector<size_t> lens;
+    for (const auto& a : next.argv) {
+        argv.push_back(a.data());
+        lens.push_back(a.size());
+    }
+    command(static_cast<int>(argv.size()), argv.data(), lens.data(), next.fn, next.privdata);
+}
+
+// Every eval's reply goes to the one callback the owner gave: no allocation per command.
+void redis_client::on_eval_reply(redisAsyncContext* c, void* reply, void* privdata) {
+    auto* self = static_cast<redis_client*>(c ? c->data : nullptr);
+    if (!self) return;
+    self->on_eval_(static_cast<const redisReply*>(reply), privdata);
+    self->replied();
+}
+
+void redis_client::on_function_reply(redisAsyncContext* c, void* reply, void* privdata) {
+    using function = std::function<void(const redisReply*)>;
+    std::unique_ptr<function> f(static_cast<function*>(privdata));
+    (*f)(static_cast<const redisReply*>(reply));
+    if (auto* self = static_cast<redis_client*>(c ? c->data : nullptr)) self->replied();
+}
+
+// The rare commands (SELECT, SCRIPT LOAD), each with a callback of its own.
+void redis_client::command(std::vector<std::string> argv, std::function<void(const redisReply*)> done) {
     std::vector<const char*> args;
     std::vector<size_t> lens;
     for (const auto& a : argv) {
         args.push_back(a.data());
         lens.push_back(a.size());
     }
-    auto* owned = new callback(std::move(done));
-    if (!ctx_ || redisAsyncCommandArgv(ctx_, on_reply, owned, static_cast<int>(args.size()), args.data(),
-                                       lens.data()) != REDIS_OK) {
-        std::unique_ptr<callback> cb(owned);
-        (*cb)(nullptr);
-    }
+    command(static_cast<int>(args.size()), args.data(), lens.data(), on_function_reply,
+            new std::function<void(const redisReply*)>(std::move(done)));
 }
 
-void redis_client::on_reply(redisAsyncContext*, void* reply, void* privdata) {
-    std::unique_ptr<callback> cb(static_cast<callback*>(privdata));
-    (*cb)(static_cast<const redisReply*>(reply));
-}
-
-bool redis_client::eval(const std::string& key, const std::vector<std::string>& args, callback done) {
+bool redis_client::eval(const std::vector<std::string_view>& keys, const std::vector<std::string>& args, void* privdata,
+                        bool inline_script) {
     if (!ready_ || !ctx_) return false;
-    std::vector<std::string> argv = {"EVALSHA", sha_, "1", key};
-    argv.insert(argv.end(), args.begin(), args.end());
-    command(argv, [this, key, args, done = std::move(done)](const redisReply* r) {
-        if (r && r->type == REDIS_REPLY_ERROR && std::string_view(r->str, r->len).substr(0, 8) == "NOSCRIPT") {
-            // The server lost its scripts (a restart, SCRIPT FLUSH): run it inline, load it again.
-            std::vector<std::string> inline_argv = {"EVAL", script_, "1", key};
-            inline_argv.insert(inline_argv.end(), args.begin(), args.end());
-            command(inline_argv, done);
-            load_script();
-            return;
-        }
-        done(r);
-    });
+    if (inline_script) load_script();
+    const std::string& body = inline_script ? script_ : sha_;
+    const auto key_count = std::to_string(keys.size());
+    argv_.clear();
+    lens_.clear();
+    auto add = [this](std::string_view a) {
+        argv_.push_back(a.data());
+        lens_.push_back(a.size());
+    };
+    add(inline_script ? "EVAL" : "EVALSHA");
+    add(body);
+    add(key_count);
+    for (auto k : keys) add(k);
+    for (const auto& a : args) add(a);
+    command(static_cast<int>(argv_.size()), argv_.data(), lens_.data(), on_eval_reply, privdata);
     return true;
 }
 

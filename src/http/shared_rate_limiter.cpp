@@ -2,6 +2,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include <boost/asio/as_tuple.hpp>
@@ -25,69 +26,108 @@ std::string number(double v) {
 
 }  // namespace
 
+// A batch of decisions, one per key, in order (a client twice in a batch is decided twice, the
+// second seeing the first). Per key, one string "tokens timestamp", expiring when the bucket is
+// full again. Redis runs the whole script atomically, with its own clock.
 const char* shared_rate_limiter::script() {
     return R"lua(
-local cap = tonumber(ARGV[1])
-local rate = tonumber(ARGV[2])
+local cap, rate = tonumber(ARGV[1]), tonumber(ARGV[2])
 local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local b = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
-local tokens, ts = tonumber(b[1]), tonumber(b[2])
-if tokens == nil or ts == nil then
-  tokens, ts = cap, now
-elseif now > ts then
-  tokens, ts = math.min(cap, tokens + (now - ts) * rate), now
+local now = t[1] + t[2] / 1000000
+local out = {}
+for i, key in ipairs(KEYS) do
+  local tokens, ts = cap, now
+  local v = redis.call('GET', key)
+  if v then
+    local sp = string.find(v, ' ', 1, true)
+    tokens, ts = tonumber(string.sub(v, 1, sp - 1)), tonumber(string.sub(v, sp + 1))
+    if now > ts then
+      tokens, ts = math.min(cap, tokens + (now - ts) * rate), now
+    end
+  end
+  local allowed = 0
+  if tokens + 1e-9 >= 1 then
+    tokens, allowed = math.max(0, tokens - 1), 1
+  end
+  local full_ms = math.ceil((cap - tokens) / rate * 1000)
+  if full_ms < 1 then
+    redis.call('DEL', key)
+  else
+    redis.call('SET', key, tokens .. ' ' .. ts, 'PX', full_ms)
+  end
+  out[2 * i - 1] = allowed
+  out[2 * i] = tostring(tokens)
 end
-local allowed = 0
-if tokens + 1e-9 >= 1 then
-  tokens, allowed = math.max(0, tokens - 1), 1
-end
-local full_ms = math.ceil((cap - tokens) / rate * 1000)
-if full_ms < 1 then
-  redis.call('DEL', KEYS[1])
-else
-  redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens), 'ts', string.format('%.17g', ts))
-  redis.call('PEXPIRE', KEYS[1], full_ms)
-end
-return {allowed, string.format('%.17g', tokens)}
+return out
 )lua";
 }
+
+// A decision in flight: who asked, until when the answer is useful, and the coroutine waiting.
+struct shared_rate_limiter::pending {
+    // Constructed in place: Boost 1.81's any_completion_handler move-assignment recurses forever.
+    explicit pending(boost::asio::any_completion_handler<void(rate_decision)> r) : resume(std::move(r)) {}
+    boost::asio::any_completion_handler<void(rate_decision)> resume;  // empty once answered
+    core::ip_address client;
+    core::steady_time sent;
+    core::steady_time deadline;
+    char key[64];
+    std::size_t key_size = 0;
+};
+
+// One I/O thread's connection and its decisions in flight, used only on that thread.
+struct shared_rate_limiter::connection {
+    connection(shared_rate_limiter& o, asio::io_context& i, const redis_target& t, bool pipelining)
+        : owner(o), ioc(i), deadlines(i), redis(i, t, script(), on_reply, pipelining ? 0 : 1) {}
+    shared_rate_limiter& owner;
+    asio::io_context& ioc;
+    std::deque<pending> in_flight;  // by sequence number: front() is first_seq
+    std::uint64_t first_seq = 0;
+    std::deque<batch> reply_order;       // what Redis answers next, in order
+    batch unsent{0, 0};                  // decisions of this event-loop turn, sent together
+    std::vector<std::string_view> keys;  // reused for each batch
+    asio::steady_timer deadlines;        // for the oldest unanswered decision
+    bool deadline_armed = false;
+    redis_client redis;  // last: destroyed first, its final callbacks still find the queue
+};
 
 shared_rate_limiter::shared_rate_limiter(const std::vector<asio::io_context*>& iocs, redis_target target,
                                          core::bucket_policy policy, const core::clock& clock,
                                          std::chrono::milliseconds timeout, store_fallback fallback,
-                                         rate_limiter& local, std::size_t max_denials)
+                                         rate_limiter& local, std::size_t max_denials, bool pipelining,
+                                         bool denial_cache)
     : policy_(policy),
       clock_(clock),
       timeout_(timeout),
       fallback_(fallback),
       local_(local),
-      max_denials_per_shard_(std::max<std::size_t>(1, max_denials / kShards)) {
-    for (auto* ioc : iocs) clients_.emplace_back(ioc, std::make_unique<redis_client>(*ioc, target, script()));
+      max_denials_per_shard_(std::max<std::size_t>(1, max_denials / kShards)),
+      denial_cache_(denial_cache),
+      script_args_{number(policy.capacity), number(policy.refill_per_second)} {
+    for (auto* ioc : iocs) connections_.push_back(std::make_unique<connection>(*this, *ioc, target, pipelining));
 }
 
 shared_rate_limiter::~shared_rate_limiter() = default;
 
 void shared_rate_limiter::start() {
-    for (auto& [ioc, c] : clients_) c->start();
+    for (auto& c : connections_) c->redis.start();
 }
 
 bool shared_rate_limiter::healthy() const {
-    for (const auto& [ioc, c] : clients_)
-        if (!c->ready()) return false;
-    return !clients_.empty();
+    for (const auto& c : connections_)
+        if (!c->redis.ready()) return false;
+    return !connections_.empty();
 }
 
 std::uint64_t shared_rate_limiter::reconnects() const {
     std::uint64_t n = 0;
-    for (const auto& [ioc, c] : clients_) n += c->reconnects();
+    for (const auto& c : connections_) n += c->redis.reconnects();
     return n;
 }
 
-redis_client& shared_rate_limiter::client_for(asio::io_context& ioc) {
-    for (auto& [c_ioc, c] : clients_)
-        if (c_ioc == &ioc) return *c;
-    return *clients_.front().second;  // not an I/O thread's context: tests only
+shared_rate_limiter::connection& shared_rate_limiter::connection_for(asio::io_context& ioc) {
+    for (auto& c : connections_)
+        if (&c->ioc == &ioc) return *c;
+    return *connections_.front();  // not an I/O thread's context: tests only
 }
 
 std::optional<core::bucket_state> shared_rate_limiter::remembered_denial(const core::ip_address& client,
@@ -139,40 +179,125 @@ rate_decision shared_rate_limiter::fall_back(const core::ip_address& client) {
 
 asio::awaitable<rate_decision> shared_rate_limiter::acquire(const core::ip_address& client) {
     const auto now = clock_.now();
-    if (auto d = remembered_denial(client, now)) {
+    if (auto d = denial_cache_ ? remembered_denial(client, now) : std::nullopt) {
         cached_denials_.fetch_add(1, std::memory_order_relaxed);
         co_return rate_decision{*d, false};
     }
     auto executor = co_await asio::this_coro::executor;
-    auto& ioc = asio::query(executor, asio::execution::context);
-    auto& redis = client_for(static_cast<asio::io_context&>(ioc));
+    auto& c = connection_for(static_cast<asio::io_context&>(asio::query(executor, asio::execution::context)));
+    if (!c.redis.ready()) co_return fall_back(client);
+    co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(rate_decision)>(
+        [this, &c, &client, now](auto resume) {
+            const auto seq = c.first_seq + c.in_flight.size();
+            auto& p = c.in_flight.emplace_back(std::move(resume));
+            p.client = client;
+            p.sent = now;
+            p.deadline = now + timeout_;
+            const auto text = client.to_string();
+            p.key_size = static_cast<std::size_t>(std::snprintf(p.key, sizeof p.key, "userapi:rl:%s", text.c_str()));
+            // Every decision asked for in this turn of the event loop goes out as one script run.
+            if (c.unsent.count++ == 0) {
+                c.unsent.first = seq;
+                asio::post(c.ioc, [this, &c] {
+                    const auto b = c.unsent;
+                    c.unsent = {0, 0};
+                    send(c, b, false);
+                });
+            }
+            arm_deadline(c);
+        },
+        asio::use_awaitable);
+}
 
-    // The reply wakes the waiting coroutine by cancelling its timer; the timer alone means the
-    // store took too long. Both run on this thread.
-    struct waiting {
-        explicit waiting(asio::any_io_executor ex) : timer(std::move(ex)) {}
-        asio::steady_timer timer;
-        bool answered = false, allowed = false;
-        double tokens = 0;
+void shared_rate_limiter::send(connection& c, batch b, bool inline_script) {
+    c.keys.clear();
+    for (std::size_t i = 0; i < b.count; ++i) {
+        const auto& p = c.in_flight[b.first + i - c.first_seq];
+        c.keys.emplace_back(p.key, p.key_size);
+    }
+    c.reply_order.push_back(b);
+    if (!c.redis.eval(c.keys, script_args_, &c, inline_script)) {
+        c.reply_order.pop_back();
+        for (std::size_t i = 0; i < b.count; ++i) {
+            auto& p = c.in_flight[b.first + i - c.first_seq];
+            finish(c, p, fall_back(p.client));
+        }
+        trim(c);
+    }
+}
+
+// Answers `p` (once) on its connection's thread, outside whatever called this.
+void shared_rate_limiter::finish(connection& c, pending& p, const rate_decision& d) {
+    if (!p.resume) return;
+    auto resume = std::move(p.resume);
+    p.resume = nullptr;
+    asio::post(c.ioc, [resume = std::move(resume), d]() mutable { std::move(resume)(d); });
+}
+
+// Drops answered decisions from the front, unless Redis still owes them a reply (the reply
+// must find its entry) or they are yet to be sent.
+void shared_rate_limiter::trim(connection& c) {
+    auto owed = [&c](std::uint64_t seq) {
+        if (c.unsent.count && seq >= c.unsent.first) return true;
+        return std::any_of(c.reply_order.begin(), c.reply_order.end(),
+                           [seq](const batch& b) { return seq >= b.first && seq < b.first + b.count; });
     };
-    auto w = std::make_shared<waiting>(executor);
-    w->timer.expires_after(timeout_);
-    const bool sent =
-        redis.eval("userapi:rl:" + client.to_string(), {number(policy_.capacity), number(policy_.refill_per_second)},
-                   [w](const redisReply* r) {
-                       if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
-                           r->element[0]->type == REDIS_REPLY_INTEGER && r->element[1]->type == REDIS_REPLY_STRING) {
-                           w->answered = true;
-                           w->allowed = r->element[0]->integer == 1;
-                           w->tokens = std::strtod(r->element[1]->str, nullptr);
-                       }
-                       w->timer.cancel();
-                   });
-    if (!sent) co_return fall_back(client);
-    co_await w->timer.async_wait(asio::as_tuple(asio::use_awaitable));
-    if (!w->answered) co_return fall_back(client);
-    if (!w->allowed) remember_denial(client, w->tokens, now);
-    co_return rate_decision{core::state_of(policy_, w->tokens, w->allowed), false};
+    while (!c.in_flight.empty() && !c.in_flight.front().resume && !owed(c.first_seq)) {
+        c.in_flight.pop_front();
+        ++c.first_seq;
+    }
+}
+
+// Redis answers in the order it was asked: the reply is for reply_order's front batch, two
+// elements per decision.
+void shared_rate_limiter::on_reply(const redisReply* r, void* privdata) {
+    auto& c = *static_cast<connection*>(privdata);
+    auto& self = c.owner;
+    if (c.reply_order.empty()) return;
+    const auto b = c.reply_order.front();
+    c.reply_order.pop_front();
+    if (r && r->type == REDIS_REPLY_ERROR && std::string_view(r->str, r->len).substr(0, 8) == "NOSCRIPT") {
+        self.send(c, b, true);  // the server lost its scripts: run it inline (and load it again)
+        return;
+    }
+    const bool whole = r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 * b.count;
+    for (std::size_t i = 0; i < b.count; ++i) {
+        auto& p = c.in_flight[b.first + i - c.first_seq];
+        if (!p.resume) continue;  // already answered by the fallback after its deadline
+        const redisReply* allowed = whole ? r->element[2 * i] : nullptr;
+        const redisReply* tokens = whole ? r->element[2 * i + 1] : nullptr;
+        if (allowed && tokens && allowed->type == REDIS_REPLY_INTEGER && tokens->type == REDIS_REPLY_STRING) {
+            const double left = std::strtod(tokens->str, nullptr);
+            const bool ok = allowed->integer == 1;
+            if (!ok && self.denial_cache_) self.remember_denial(p.client, left, p.sent);
+            self.finish(c, p, {core::state_of(self.policy_, left, ok), false});
+        } else {
+            self.finish(c, p, self.fall_back(p.client));
+        }
+    }
+    self.trim(c);
+}
+
+// One timer per connection, for the oldest decision still unanswered: past its deadline the
+// fallback answers it (and every later one that is due).
+void shared_rate_limiter::arm_deadline(connection& c) {
+    if (c.deadline_armed) return;
+    for (auto& p : c.in_flight) {
+        if (!p.resume) continue;
+        c.deadline_armed = true;
+        c.deadlines.expires_at(asio::steady_timer::clock_type::now() +
+                               std::chrono::duration_cast<asio::steady_timer::duration>(p.deadline - clock_.now()));
+        c.deadlines.async_wait([this, &c](boost::system::error_code ec) {
+            c.deadline_armed = false;
+            if (ec) return;
+            const auto now = clock_.now();
+            for (auto& q : c.in_flight)
+                if (q.resume && q.deadline <= now) finish(c, q, fall_back(q.client));
+            trim(c);
+            arm_deadline(c);
+        });
+        return;
+    }
 }
 
 }  // namespace userapi::http

@@ -24,6 +24,8 @@ struct settings {
     std::string rate_limit_store;  // "": buckets in this process; redis://HOST[:PORT][/DB]: shared
     std::int64_t rate_limit_store_timeout_ms = 50;
     std::string rate_limit_store_fallback = "local";  // local | open | closed
+    bool rate_limit_store_pipelining = true;          // off: one decision in flight per connection (to measure)
+    bool rate_limit_store_denial_cache = true;        // off: every refusal asks Redis (to measure)
 
     std::size_t cache_capacity = 10000;
     std::int64_t cache_ttl_ms = 60000;
@@ -48,7 +50,7 @@ struct settings {
     std::size_t max_connections = 10000;
     std::size_t max_connections_per_client = 256;  // TCP peers outside trusted_proxies, by client key
 
-    std::string admin_token;  // empty: DELETE /cache is open
+    std::string admin_token;    // empty: DELETE /cache is open
     std::string instance_name;  // empty: host:port
     std::string log_level = "info";
     std::string log_format = "text";

@@ -14,6 +14,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -35,10 +36,15 @@ using core::redis_target;
 
 class redis_client {
 public:
-    // The reply, or null when the connection failed before one came.
-    using callback = std::function<void(const redisReply*)>;
+    // A reply (null when the connection failed before one came) and the caller's pointer, on
+    // this io_context's thread. hiredis frees the reply when this returns.
+    using raw_callback = void (*)(const redisReply* reply, void* privdata);
 
-    redis_client(boost::asio::io_context& ioc, redis_target target, std::string script);
+    // `max_in_flight` 0: every command goes out at once (pipelined); N: at most N await replies,
+    // the others wait here.
+    // `on_eval` receives every eval()'s reply with the privdata eval() was given.
+    redis_client(boost::asio::io_context& ioc, redis_target target, std::string script, raw_callback on_eval,
+                 std::size_t max_in_flight = 0);
     ~redis_client();
     redis_client(const redis_client&) = delete;
     redis_client& operator=(const redis_client&) = delete;
@@ -46,29 +52,46 @@ public:
     void start();
     // Connected with the script loaded.
     bool ready() const { return ready_.load(std::memory_order_relaxed); }
-    // Runs the script with KEYS[1] = key and ARGV = args. false (and `done` is not called) when
-    // not ready.
-    bool eval(const std::string& key, const std::vector<std::string>& args, callback done);
+    // Runs the script with KEYS = keys and ARGV = args: by its SHA1, or its text when
+    // `inline_script` (after a NOSCRIPT answer, which also loads it again). false (and
+    // `on_eval` is not called) when not ready.
+    bool eval(const std::vector<std::string_view>& keys, const std::vector<std::string>& args, void* privdata,
+              bool inline_script = false);
     std::uint64_t reconnects() const { return reconnects_.load(std::memory_order_relaxed); }
 
 private:
     struct events;
+    using hiredis_callback = void (*)(redisAsyncContext*, void*, void*);
+    struct held_command {
+        std::vector<std::string> argv;
+        hiredis_callback fn;
+        void* privdata;
+    };
     void connect();
     void lost();
     void load_script();
-    void command(const std::vector<std::string>& argv, callback done);
+    void command(int argc, const char** argv, const size_t* lens, hiredis_callback fn, void* privdata);
+    void command(std::vector<std::string> argv, std::function<void(const redisReply*)> done);
+    void replied();  // a reply came: one slot less in flight, maybe send a held command
     static void on_connect(const redisAsyncContext* c, int status);
     static void on_disconnect(const redisAsyncContext* c, int status);
-    static void on_reply(redisAsyncContext* c, void* reply, void* privdata);
+    static void on_eval_reply(redisAsyncContext* c, void* reply, void* privdata);
+    static void on_function_reply(redisAsyncContext* c, void* reply, void* privdata);
 
     boost::asio::io_context& ioc_;
     redis_target target_;
     std::string script_;
+    raw_callback on_eval_;
     std::string sha_;
     redisAsyncContext* ctx_ = nullptr;  // owned by hiredis once connected; freed by it on loss
     boost::asio::steady_timer retry_;
     std::chrono::milliseconds backoff_{100};
     bool connected_before_ = false;
+    std::size_t max_in_flight_;
+    std::size_t in_flight_ = 0;
+    std::deque<held_command> held_;  // waiting for a slot (max_in_flight_ reached)
+    std::vector<const char*> argv_;  // reused by eval(): no allocation per command once grown
+    std::vector<size_t> lens_;
     bool stopping_ = false;
     std::atomic<bool> ready_{false};
     std::atomic<std::uint64_t> reconnects_{0};

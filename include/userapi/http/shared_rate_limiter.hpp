@@ -13,8 +13,11 @@
 // When Redis does not answer within the timeout, or is down, the fallback decides: this
 // instance's own bucket (local), admit (open), or 503 (closed); each such decision is counted.
 //
-// Thread-safe: connections are per thread (used only on theirs), the denial cache is sharded
-// under mutexes, counters are atomics.
+// Each connection keeps its decisions in flight in a queue, in the order they were sent, with
+// one timer for the oldest deadline: no timer and no allocation of its own per request.
+//
+// Thread-safe: a connection and its queue are per I/O thread (used only on theirs), the
+// denial cache is sharded under mutexes, counters are atomics.
 #pragma once
 
 #include <array>
@@ -25,8 +28,11 @@
 #include <unordered_map>
 #include <vector>
 
+#include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <deque>
 
 #include "userapi/core/clock.hpp"
 #include "userapi/core/ip_address.hpp"
@@ -49,7 +55,8 @@ public:
     // bucket table.
     shared_rate_limiter(const std::vector<boost::asio::io_context*>& iocs, redis_target target,
                         core::bucket_policy policy, const core::clock& clock, std::chrono::milliseconds timeout,
-                        store_fallback fallback, rate_limiter& local, std::size_t max_denials);
+                        store_fallback fallback, rate_limiter& local, std::size_t max_denials, bool pipelining = true,
+                        bool denial_cache = true);
     ~shared_rate_limiter();
 
     void start();
@@ -67,8 +74,20 @@ public:
     static const char* script();
 
 private:
+    struct connection;
+    struct pending;
     rate_decision fall_back(const core::ip_address& client);
-    redis_client& client_for(boost::asio::io_context& ioc);
+    connection& connection_for(boost::asio::io_context& ioc);
+    // Decisions sent as one script run: consecutive sequence numbers.
+    struct batch {
+        std::uint64_t first;
+        std::size_t count;
+    };
+    void send(connection& c, batch b, bool inline_script);
+    void finish(connection& c, pending& p, const rate_decision& d);
+    void trim(connection& c);
+    void arm_deadline(connection& c);
+    static void on_reply(const redisReply* reply, void* privdata);
 
     struct denial {
         double tokens;  // left after the refusal
@@ -82,14 +101,15 @@ private:
     std::optional<core::bucket_state> remembered_denial(const core::ip_address& client, core::steady_time now);
     void remember_denial(const core::ip_address& client, double tokens, core::steady_time now);
 
-    std::vector<std::pair<boost::asio::io_context*, std::unique_ptr<redis_client>>>
-        clients_;  // read-only after construction
+    std::vector<std::unique_ptr<connection>> connections_;  // one per I/O thread; the vector is read-only
     const core::bucket_policy policy_;
     const core::clock& clock_;
     const std::chrono::milliseconds timeout_;
     const store_fallback fallback_;
     rate_limiter& local_;
     const std::size_t max_denials_per_shard_;
+    const bool denial_cache_;
+    const std::vector<std::string> script_args_;  // capacity and refill per second, formatted once
     std::array<shard, kShards> denials_;
     std::atomic<std::uint64_t> errors_{0}, cached_denials_{0};
 };
