@@ -126,7 +126,8 @@ def main():
     args = ap.parse_args()
     only = set(args.only.split(","))
     workdir = tempfile.mkdtemp(prefix="userapi-bench-stores-")
-    pg, redis = Postgres(os.path.join(workdir, "pg")), Redis(os.path.join(workdir, "redis"))
+    # fsync on: a create is durable on PostgreSQL as it is on SQLite (synchronous=FULL).
+    pg, redis = Postgres(os.path.join(workdir, "pg"), durable=True), Redis(os.path.join(workdir, "redis"))
     try:
         pg.start()
         redis.start()

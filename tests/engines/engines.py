@@ -50,11 +50,12 @@ def pg_bin(name):
 class Postgres:
     """A PostgreSQL server of its own: initdb into `folder`, trust auth on 127.0.0.1 only."""
 
-    def __init__(self, folder, port=None):
+    def __init__(self, folder, port=None, durable=False):
         self.folder = os.path.abspath(folder)
         self.data = os.path.join(self.folder, "pgdata")
         self.port = port or free_port()
         self.as_root = os.geteuid() == 0
+        self.durable = durable  # fsync on: benchmarks compare it with SQLite's synchronous=FULL
 
     @staticmethod
     def available():
@@ -96,7 +97,7 @@ class Postgres:
 
     def start(self):
         self.init()
-        opts = (f"-p {self.port} -k {self.folder} -c listen_addresses={HOST} -c fsync=off "
+        opts = (f"-p {self.port} -k {self.folder} -c listen_addresses={HOST} -c fsync={'on' if self.durable else 'off'} "
                 f"-c max_connections=200 -c shared_buffers=32MB")
         r = self._run([pg_bin("pg_ctl"), "-D", self.data, "-o", opts, "-l", os.path.join(self.folder, "pg.log"),
                        "-w", "-t", "30", "start"])
