@@ -331,6 +331,12 @@ def main():
         for name, run in checks:
             if not args.only or name in args.only:
                 run()
+        promtool = find_tool("promtool", ".tools/prometheus/usr/bin")
+        if promtool and (not args.only or "metrics" in args.only):
+            text = call(insts[0].port, "GET", "/metrics")[2]
+            r = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True)
+            f.check(r.returncode == 0, f"promtool check metrics on an instance with both stores: exit {r.returncode} "
+                                       f"{r.stdout.decode().strip()} {r.stderr.decode().strip()}")
     finally:
         for i in insts:
             i.stop()

@@ -209,6 +209,8 @@ async function mainServer() {
     { method: 'DELETE', target: '/users/3', status: 204 },
     { method: 'DELETE', target: '/users/3', status: 404 },
     { method: 'FOO', target: '/users/1', status: 501 },
+    { method: 'GET', target: '/readyz', status: 200 },
+    { method: 'HEAD', target: '/readyz', status: 200 },
   ];
   // Each case from its own loopback address, so the default burst of 5 limits none of them;
   // then one address spends its burst to reach a 429.
