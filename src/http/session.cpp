@@ -1,6 +1,8 @@
 #include "userapi/http/session.hpp"
 
 #include <array>
+#include <cstddef>
+#include <memory_resource>
 #include <optional>
 #include <string>
 
@@ -20,7 +22,7 @@ namespace userapi::http {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 using field = bhttp::field;
-using request_parser = bhttp::request_parser<bhttp::string_body>;
+using request_parser = bhttp::request_parser<bhttp::string_body, fields_allocator>;
 
 namespace {
 
@@ -71,7 +73,7 @@ asio::awaitable<incoming> read_request(Stream& stream, beast::flat_buffer& buffe
     parser.header_limit(kHeaderSectionLimit);
     parser.body_limit(max_body);
     std::size_t header_bytes = 0, extension_bytes = 0;
-    std::optional<bhttp::request_header<>> header;  // of a chunked request, to drop its trailers
+    std::optional<bhttp::request_header<fields>> header;  // of a chunked request, to drop its trailers
     bool header_done = false, at_chunk_line = false;
     auto count_extensions = [&extension_bytes](std::uint64_t, std::string_view ext, boost::system::error_code& ec) {
         extension_bytes += ext.size();
@@ -215,38 +217,46 @@ asio::awaitable<void> run_session(Stream stream, core::ip_address peer, request_
     const auto idle_timeout = std::chrono::milliseconds(cfg.idle_timeout_ms);
     beast::flat_buffer buffer(kReadBufferLimit);
     std::string head_bytes;  // reused: after the first response, rendering allocates nothing
-    std::optional<request_parser> parser;
+    // A request's fields and its response's live here, and the arena is reset after each
+    // answer: in steady state, no field costs a heap allocation.
+    alignas(std::max_align_t) std::array<std::byte, 4096> arena_bytes;
+    std::pmr::monotonic_buffer_resource arena(arena_bytes.data(), arena_bytes.size(), std::pmr::new_delete_resource());
     stream.expires_after(header_timeout);  // a new connection must send its request in time
     for (bool first = true;; first = false) {
         if (!first) {
             if (!co_await await_next_request(stream, buffer, idle_timeout)) break;
             stream.expires_after(header_timeout);  // from its first byte, a request must arrive in time
         }
-        parser.emplace();  // fresh per request
-        const auto in = co_await read_request(stream, buffer, *parser, cfg.max_body_bytes);
-        if (in.kind == incoming::gone) break;
-        const request& req = parser->get();
-        ctx.request_id = request_id(req);
-        const request_info info{peer, ctx.request_id};
-        active_request in_flight(state);
-        response res;
         bool keep_alive = false;
-        if (in.kind == incoming::refused) {
-            res = co_await h.reject(req, in.why.status, in.why.detail, info);
-        } else {
-            stream.expires_never();  // the DB may take long; the handler bounds that wait
-            res = co_await h.handle(req, info);
-            keep_alive = req.keep_alive() && !state.draining.load();
+        {  // everything in the arena ends with this scope, before the arena is reset
+            request_parser parser(std::piecewise_construct, std::make_tuple(),
+                                  std::make_tuple(fields_allocator(&arena)));  // fresh per request
+            const auto in = co_await read_request(stream, buffer, parser, cfg.max_body_bytes);
+            if (in.kind == incoming::gone) break;
+            const request& req = parser.get();
+            ctx.request_id = request_id(req);
+            const request_info info{peer, ctx.request_id, &arena};
+            active_request in_flight(state);
+            std::optional<response> res;  // built in place: a move-assigned one would copy its fields
+            if (in.kind == incoming::refused) {
+                res.emplace(co_await h.reject(req, in.why.status, in.why.detail, info));
+            } else {
+                stream.expires_never();  // the DB may take long; the handler bounds that wait
+                res.emplace(co_await h.handle(req, info));
+                keep_alive = req.keep_alive() && !state.draining.load();
+            }
+            res->keep_alive(keep_alive);
+            res->prepare_payload();
+            // RFC 9110 §8.6: no Content-Length on 204, and none but the 200's own on a 304.
+            const bool bodiless =
+                res->result() == bhttp::status::no_content || res->result() == bhttp::status::not_modified;
+            if (bodiless) res->erase(field::content_length);
+            stream.expires_after(idle_timeout);  // a client that never reads is dropped
+            const bool head_only = req.method() == bhttp::verb::head || bodiless;
+            if (!co_await write_response(stream, *res, head_only, head_bytes)) break;
+            ctx.request_id.clear();
         }
-        res.keep_alive(keep_alive);
-        res.prepare_payload();
-        // RFC 9110 §8.6: no Content-Length on 204, and none but the 200's own on a 304.
-        const bool bodiless = res.result() == bhttp::status::no_content || res.result() == bhttp::status::not_modified;
-        if (bodiless) res.erase(field::content_length);
-        stream.expires_after(idle_timeout);  // a client that never reads is dropped
-        const bool head_only = req.method() == bhttp::verb::head || bodiless;
-        if (!co_await write_response(stream, res, head_only, head_bytes)) break;
-        ctx.request_id.clear();
+        arena.release();
         if (!keep_alive) {
             co_await lingering_close(stream);
             co_return;

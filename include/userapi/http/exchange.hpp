@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <tuple>
 
 #include "userapi/core/ip_address.hpp"
 #include "userapi/http/beast_types.hpp"
@@ -15,7 +16,12 @@ namespace userapi::http {
 
 struct exchange {
     exchange(const request& r, const request_info& info)
-        : req(r), peer(info.peer), id(info.request_id), match(match_route(r.target())) {}
+        : req(r),
+          peer(info.peer),
+          id(info.request_id),
+          match(match_route(r.target())),
+          res(std::piecewise_construct, std::make_tuple(),
+              std::make_tuple(fields_allocator(info.memory ? info.memory : std::pmr::new_delete_resource()))) {}
 
     const request& req;
     const core::ip_address& peer;

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <memory_resource>
 #include <string>
 #include <string_view>
 
@@ -21,11 +22,13 @@ struct server_state {
     std::atomic<std::size_t> connections{0};      // open now
 };
 
-// One request as the session hands it over: the TCP peer and the request's id (the one its
-// response and every log line it causes carry).
+// One request as the session hands it over: the TCP peer, the request's id (the one its
+// response and every log line it causes carry), and the arena its response's fields go in
+// (null: the heap). The arena lives until the response is written.
 struct request_info {
     const core::ip_address& peer;
     std::string_view request_id;
+    std::pmr::memory_resource* memory = nullptr;
 };
 
 class request_handler {
