@@ -7,6 +7,7 @@
 
 #include "userapi/app/server.hpp"
 #include "userapi/config/config.hpp"
+#include "userapi/log/access_log.hpp"
 #include "userapi/log/log.hpp"
 #include "userapi/service/user_repository.hpp"
 
@@ -20,6 +21,11 @@ int main(int argc, char** argv) {
     }
     const auto& cfg = *loaded.config;
     log::setup_logging(cfg.log_level, cfg.log_format);
+    // Access lines are batched off the I/O threads; every one is written before main returns.
+    log::start_access_log();
+    struct access_log_flush {
+        ~access_log_flush() { log::stop_access_log(); }
+    } flush_at_exit;
     log::log_line(spdlog::level::info, "starting userapi: " + cfg.summary());
     try {
         std::optional<app::server> srv;
@@ -40,6 +46,7 @@ int main(int argc, char** argv) {
             {{"address", cfg.address}, {"port", std::to_string(cfg.port), true}, {"error", e.code().message()}});
         return 1;
     }
+    log::stop_access_log();  // every line of the drained requests, before the last line
     log::log_line(spdlog::level::info, "stopped");
     spdlog::shutdown();
     return 0;

@@ -4,6 +4,7 @@
 #include <ctime>
 
 #include "userapi/http/problem.hpp"
+#include "userapi/log/access_log.hpp"
 #include "userapi/log/log.hpp"
 
 namespace userapi::http {
@@ -199,14 +200,13 @@ void handler::finish(exchange& x) {
                 (x.client ? *x.client : clients_.resolve(x.peer, joined_field(x.req, "X-Forwarded-For"))).to_string();
         char ms[32];
         std::snprintf(ms, sizeof ms, "%.3f", std::chrono::duration<double, std::milli>(took).count());
-        log::log_event(spdlog::level::info, "access",
-                       {{"request_id", x.id},
-                        {"method", x.req.method_string()},
-                        {"path", x.req.target()},
-                        {"status", std::to_string(res.result_int()), true},
-                        {"duration_ms", ms, true},
-                        {"client", client},
-                        {"peer", peer}});
+        log::access_event({{"request_id", x.id},
+                           {"method", x.req.method_string()},
+                           {"path", x.req.target()},
+                           {"status", std::to_string(res.result_int()), true},
+                           {"duration_ms", ms, true},
+                           {"client", client},
+                           {"peer", peer}});
     }
 }
 

@@ -7,19 +7,6 @@ namespace {
 
 bool json_mode = false;  // set at start-up, before any thread logs
 
-// Escaped text holds only printable ASCII; inside a JSON string its quotes and backslashes
-// (none of them the client's: those became \x22 and \x5c) need one more escape.
-void append_json_string(std::string& out, std::string_view escaped) {
-    out += '"';
-    for (char c : escaped) {
-        if (c == '\\' || c == '"') out += '\\';
-        out += c;
-    }
-    out += '"';
-}
-
-bool needs_quotes(std::string_view v) { return v.empty() || v.find_first_of(" =") != std::string_view::npos; }
-
 }  // namespace
 
 void setup_logging(const std::string& level, const std::string& format, spdlog::sink_ptr sink) {
@@ -52,37 +39,65 @@ std::string escape_for_log(std::string_view text) {
     return out;
 }
 
+namespace {
+
+// Appends `text` escaped (control characters, quotes, backslashes, non-ASCII as \xNN); with
+// `json`, the escape's backslash is escaped once more for the JSON string.
+void append_escaped(std::string& out, std::string_view text, bool json) {
+    static constexpr char hex[] = "0123456789abcdef";
+    for (unsigned char c : text) {
+        if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {
+            out += json ? "\\\\x" : "\\x";
+            out += hex[c >> 4];
+            out += hex[c & 15];
+        } else {
+            out += static_cast<char>(c);
+        }
+    }
+}
+
+bool needs_quotes_raw(std::string_view v) { return v.empty() || v.find_first_of(" =") != std::string_view::npos; }
+
+}  // namespace
+
+bool json_format() { return json_mode; }
+
+void append_event(std::string& line, std::string_view message, std::initializer_list<log_field> fields) {
+    if (json_mode) {
+        line += "\"message\":\"";
+        append_escaped(line, message, true);
+        line += '"';
+        for (const auto& f : fields) {
+            line += ",\"";
+            line += f.key;
+            line += "\":";
+            if (f.number) {
+                line += f.value;
+            } else {
+                line += '"';
+                append_escaped(line, f.value, true);
+                line += '"';
+            }
+        }
+        return;
+    }
+    append_escaped(line, message, false);
+    for (const auto& f : fields) {
+        line += ' ';
+        line += f.key;
+        line += '=';
+        // Escaping never adds a blank or '=', so the raw value decides the quotes.
+        const bool quote = !f.number && needs_quotes_raw(f.value);
+        if (quote) line += '"';
+        append_escaped(line, f.value, false);
+        if (quote) line += '"';
+    }
+}
+
 void log_event(spdlog::level::level_enum level, std::string_view message, std::initializer_list<log_field> fields) {
     std::string line;
     line.reserve(64 + message.size() + fields.size() * 32);
-    if (json_mode) {
-        line += "\"message\":";
-        append_json_string(line, escape_for_log(message));
-        for (const auto& f : fields) {
-            line += ',';
-            append_json_string(line, f.key);
-            line += ':';
-            if (f.number)
-                line += f.value;
-            else
-                append_json_string(line, escape_for_log(f.value));
-        }
-    } else {
-        line += escape_for_log(message);
-        for (const auto& f : fields) {
-            line += ' ';
-            line += f.key;
-            line += '=';
-            const auto v = escape_for_log(f.value);
-            if (!f.number && needs_quotes(v)) {
-                line += '"';
-                line += v;
-                line += '"';
-            } else {
-                line += v;
-            }
-        }
-    }
+    append_event(line, message, fields);
     spdlog::default_logger_raw()->log(level, "{}", line);
 }
 

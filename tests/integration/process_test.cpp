@@ -148,3 +148,31 @@ TEST(Process, EmptyAdminTokenExits2) {
     EXPECT_EQ(process({"--port", "0", "--admin-token", ""}).wait_exit(5s), 2);
     ::unsetenv("USERAPI_ADMIN_TOKEN");
 }
+
+// The access log is written in batches off the I/O threads: a SIGTERM drain still writes the
+// line of every request answered, before the process exits.
+TEST(Process, SigtermLosesNoAccessLine) {
+    const auto log_path =
+        std::filesystem::path(::testing::TempDir()) / ("userapi-access-" + std::to_string(::getpid()));
+    process p({"--port", "0", "--no-rate-limit", "--log-level", "info", "--data", ":memory:", "--threads", "2"},
+              log_path.string());
+    const auto port = listening_port(p);
+    ASSERT_NE(port, 0);
+    constexpr int kRequests = 3000;
+    connection c(port);
+    for (int sent = 0; sent < kRequests; sent += 100) {
+        std::string batch;
+        for (int i = 0; i < 100; ++i)
+            batch += raw_request("GET", "/healthz", {{"X-Request-Id", "drain-" + std::to_string(sent + i)}});
+        ASSERT_TRUE(c.send(batch));
+        for (int i = 0; i < 100; ++i) ASSERT_EQ(c.read_response().status, 200);
+    }
+    p.signal(SIGTERM);
+    EXPECT_EQ(p.wait_exit(10s), 0);
+    std::ifstream in(log_path);
+    int lines = 0;
+    for (std::string line; std::getline(in, line);)
+        if (line.find(" info access request_id=drain-") != std::string::npos) ++lines;
+    EXPECT_EQ(lines, kRequests) << "access lines lost at the drain";
+    std::filesystem::remove(log_path);
+}

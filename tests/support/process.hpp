@@ -25,13 +25,14 @@ using namespace std::chrono_literals;
 // A running userapi process; killed if the test did not end it.
 class process {
 public:
-    explicit process(std::vector<std::string> args) {
+    // `stderr_path`: where its standard error goes (default: nowhere).
+    explicit process(std::vector<std::string> args, const std::string& stderr_path = "/dev/null") {
         int out[2];
         if (pipe(out) != 0) throw std::runtime_error("pipe");
         posix_spawn_file_actions_t fa;
         posix_spawn_file_actions_init(&fa);
         posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-        posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+        posix_spawn_file_actions_addopen(&fa, 2, stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
         posix_spawn_file_actions_addclose(&fa, out[0]);
         args.insert(args.begin(), USERAPI_BINARY);
         std::vector<char*> argv;

@@ -2,6 +2,7 @@
 // object. Client-supplied text (paths, header values) is escaped so it can never forge a line.
 #pragma once
 
+#include <functional>
 #include <initializer_list>
 #include <string>
 #include <string_view>
@@ -27,6 +28,11 @@ struct log_field {
 // Writes `message` and its fields as one line. Every event a request causes carries its
 // `request_id` field, so one grep finds all of them.
 void log_event(spdlog::level::level_enum level, std::string_view message, std::initializer_list<log_field> fields = {});
+
+// The part of a line after its time and level, as the current format writes it: appended to
+// `out` (the access log formats its lines with this too).
+void append_event(std::string& out, std::string_view message, std::initializer_list<log_field> fields);
+bool json_format();
 
 inline void log_line(spdlog::level::level_enum level, std::string_view message) { log_event(level, message); }
 
