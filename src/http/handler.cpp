@@ -1,6 +1,8 @@
 #include "userapi/http/handler.hpp"
 
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <ctime>
 
 #include "userapi/http/problem.hpp"
@@ -76,6 +78,7 @@ handler::handler(const config::settings& cfg, service::user_service& users, rate
       clients_(clients),
       stats_(stats),
       instance_(std::move(instance)),
+      users_service_(users),
       users_(cfg, users),
       cache_(cfg, users, stats, instance_),
       ops_(users, limiter, stats, state, instance_) {}
@@ -104,12 +107,49 @@ asio::awaitable<response> handler::reject(const request& req, unsigned status, s
     co_return std::move(x.res);
 }
 
+std::optional<response> handler::answer_at_once(const request& req, const request_info& info) {
+    const auto verb = req.method();
+    if (verb != bhttp::verb::get && verb != bhttp::verb::head) return std::nullopt;
+    exchange x(req, info);
+    x.res.version(req.version());
+    switch (x.match.which) {
+        case route::user: {
+            // Only a hit of a valid id on the local limiter: nothing to wait for. Look first, act after.
+            const auto id = parse_user_id(x.match.id);
+            if (!id || shared_) return std::nullopt;
+            const auto found = users_service_.peek_cached(*id);
+            if (!found) return std::nullopt;
+            if (admit_locally(x)) users_.answer_cached(x, *id, *found);
+            break;
+        }
+        case route::healthz:
+            ops_.healthz(x);
+            break;
+        case route::readyz:
+            ops_.readyz(x);
+            break;
+        case route::metrics:
+            ops_.metrics_text(x);
+            break;
+        default:
+            return std::nullopt;
+    }
+    finish(x);
+    return std::move(x.res);
+}
+
+bool handler::admit_locally(exchange& x) {
+    if (!x.match.limited || !limiter_) return true;
+    x.client = clients_.resolve(x.peer, joined_field(x.req, "X-Forwarded-For"));
+    return apply(x, rate_decision{limiter_->acquire(*x.client)});
+}
+
 asio::awaitable<bool> handler::admit(exchange& x) {
     if (!x.match.limited || !limiter_) co_return true;
+    if (!shared_) co_return admit_locally(x);
     x.client = clients_.resolve(x.peer, joined_field(x.req, "X-Forwarded-For"));
-    // The local table answers at once; the shared one (Redis) answers later, on this thread.
-    // (No co_await inside ?: here: GCC 12 miscompiles it.)
-    if (!shared_) co_return apply(x, rate_decision{limiter_->acquire(*x.client)});
+    // The shared table (Redis) answers later, on this thread. (No co_await inside ?: here:
+    // GCC 12 miscompiles it.)
     const auto decision = co_await shared_->acquire(*x.client);
     co_return apply(x, decision);
 }
@@ -125,11 +165,18 @@ bool handler::apply(exchange& x, const rate_decision& d) {
     const auto& s = d.state;
     const auto& p = limiter_->policy();
     const auto cap = static_cast<long long>(p.capacity);
-    res.set("RateLimit-Limit", std::to_string(cap));
-    res.set("RateLimit-Remaining", std::to_string(s.remaining));
-    res.set("RateLimit-Reset", std::to_string(s.reset_seconds));
-    res.set("RateLimit-Policy", "\"default\";q=" + std::to_string(cap) + ";w=" + std::to_string(p.window_seconds()));
-    res.set("RateLimit", "\"default\";r=" + std::to_string(s.remaining) + ";t=" + std::to_string(s.next_token_seconds));
+    // Formatted on the stack: the values go straight into the response's arena.
+    char buf[64];
+    const auto put = [&](std::string_view name, const char* format, auto... values) {
+        const int n = std::snprintf(buf, sizeof buf, format, values...);
+        res.set(name, std::string_view(buf, static_cast<std::size_t>(std::max(0, std::min<int>(n, sizeof buf - 1)))));
+    };
+    put("RateLimit-Limit", "%lld", cap);
+    put("RateLimit-Remaining", "%lld", static_cast<long long>(s.remaining));
+    put("RateLimit-Reset", "%lld", static_cast<long long>(s.reset_seconds));
+    put("RateLimit-Policy", "\"default\";q=%lld;w=%lld", cap, static_cast<long long>(p.window_seconds()));
+    put("RateLimit", "\"default\";r=%lld;t=%lld", static_cast<long long>(s.remaining),
+        static_cast<long long>(s.next_token_seconds));
     if (s.allowed) return true;
     stats_.rate_limited();
     res.set(field::retry_after, std::to_string(s.retry_after_seconds));

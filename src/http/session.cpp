@@ -241,8 +241,12 @@ asio::awaitable<void> run_session(Stream stream, core::ip_address peer, request_
             if (in.kind == incoming::refused) {
                 res.emplace(co_await h.reject(req, in.why.status, in.why.detail, info));
             } else {
-                stream.expires_never();  // the DB may take long; the handler bounds that wait
-                res.emplace(co_await h.handle(req, info));
+                if (auto at_once = h.answer_at_once(req, info)) {
+                    res.emplace(std::move(*at_once));
+                } else {
+                    stream.expires_never();  // the DB may take long; the handler bounds that wait
+                    res.emplace(co_await h.handle(req, info));
+                }
                 keep_alive = req.keep_alive() && !state.draining.load();
             }
             res->keep_alive(keep_alive);

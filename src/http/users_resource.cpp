@@ -142,6 +142,11 @@ page_request parse_page(std::string_view target) {
 
 }  // namespace
 
+void users_resource::answer_cached(exchange& x, std::int64_t id, const service::user_cache::lookup& found) {
+    users_.served_from_cache(id, found);
+    answer_read(x, id, found.entry, found.stale ? service::source::stale : service::source::hit);
+}
+
 std::optional<service::precondition> users_resource::write_precondition(exchange& x, std::int64_t id) {
     const auto field_value = joined_field(x.req, "If-Match");
     if (x.req.find(field::if_match) == x.req.end()) {

@@ -30,13 +30,21 @@ user_service::user_service(user_cache& cache, db_queue& db, std::vector<user_rep
     if (repos_.size() < db_.concurrency()) throw std::invalid_argument("user_service: a repository per DB-queue slot");
 }
 
-std::optional<user_cache::lookup> user_service::find_cached(std::int64_t id) {
+std::optional<user_cache::lookup> user_service::peek_cached(std::int64_t id) {
     if (!coherent_.load(std::memory_order_relaxed)) return std::nullopt;  // the store decides, see get()
-    auto found = cache_.get(id);
-    if (!found) return found;
+    return cache_.get(id);
+}
+
+std::optional<user_cache::lookup> user_service::find_cached(std::int64_t id) {
+    auto found = peek_cached(id);
+    if (found) served_from_cache(id, *found);
+    return found;
+}
+
+void user_service::served_from_cache(std::int64_t id, const user_cache::lookup& found) {
     hits_.fetch_add(1, std::memory_order_relaxed);
-    if (!found->entry.exists()) negative_hits_.fetch_add(1, std::memory_order_relaxed);
-    if (found->stale) {
+    if (!found.entry.exists()) negative_hits_.fetch_add(1, std::memory_order_relaxed);
+    if (found.stale) {
         stale_served_.fetch_add(1, std::memory_order_relaxed);
         // One refresh at a time, coalesced with any read of this id already in flight.
         if (auto call = flight_.lead_if_idle(id)) {
@@ -44,7 +52,6 @@ std::optional<user_cache::lookup> user_service::find_cached(std::int64_t id) {
             start_load(call, id);
         }
     }
-    return found;
 }
 
 void user_service::get(std::int64_t id, callback done) {

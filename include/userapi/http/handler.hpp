@@ -33,6 +33,9 @@ public:
     // Never throws; every failure becomes a problem+json response.
     boost::asio::awaitable<response> handle(const request& req, const request_info& info) override;
 
+    // Cached users (on the local limiter), health, readiness and metrics.
+    std::optional<response> answer_at_once(const request& req, const request_info& info) override;
+
     // A refused request to a limited route still costs a token, and says so.
     boost::asio::awaitable<response> reject(const request& req, unsigned status, std::string_view detail,
                                             const request_info& info) override;
@@ -42,6 +45,7 @@ private:
     // 503) set, when it may not proceed.
     boost::asio::awaitable<bool> admit(exchange& x);
     bool apply(exchange& x, const rate_decision& d);
+    bool admit_locally(exchange& x);
     boost::asio::awaitable<void> dispatch(exchange& x);
     void finish(exchange& x);
 
@@ -50,6 +54,7 @@ private:
     const core::client_resolver& clients_;
     metrics& stats_;
     instance_info instance_;
+    service::user_service& users_service_;
     users_resource users_;
     cache_admin cache_;
     ops_endpoints ops_;

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstddef>
 #include <memory_resource>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -38,6 +39,11 @@ public:
     // The response to a request read in full. Should not throw (a session that sees an
     // exception closes the connection and logs it).
     virtual boost::asio::awaitable<response> handle(const request& req, const request_info& info) = 0;
+
+    // The answer when it is at hand without waiting for anything (a cached user, health,
+    // metrics): the session then skips handle(). nullopt: call handle(). Must not have acted
+    // on the request (charged a token, counted a hit) when it returns nullopt.
+    virtual std::optional<response> answer_at_once(const request&, const request_info&) { return std::nullopt; }
 
     // The answer to a request the session refuses before it is read in full (400, 413, 431):
     // `req` holds whatever header was parsed, maybe none. The connection closes after it.

@@ -22,6 +22,9 @@ public:
     boost::asio::awaitable<void> patch(exchange& x);   // PATCH /users/{id}
     boost::asio::awaitable<void> remove(exchange& x);  // DELETE /users/{id}
 
+    // GET/HEAD /users/{id} answered from the cache: the id is valid and `found` is its entry.
+    void answer_cached(exchange& x, std::int64_t id, const service::user_cache::lookup& found);
+
 private:
     void answer_read(exchange& x, std::int64_t id, const service::cached_user& user, service::source from);
     // If-Match as a precondition; nullopt with 400 or 428 set on the response.

@@ -78,6 +78,10 @@ public:
     // The hot path: the cached entry of `id` (a user, or that there is none), never waits.
     // Counts a hit; a stale entry is counted as served stale and starts one background refresh.
     std::optional<user_cache::lookup> find_cached(std::int64_t id);
+    // The two halves of find_cached(): look without counting anything, then say the entry
+    // answered a request (it counts, and a stale entry starts its refresh).
+    std::optional<user_cache::lookup> peek_cached(std::int64_t id);
+    void served_from_cache(std::int64_t id, const user_cache::lookup& found);
 
     // The cache first (as find_cached), then one coalesced read: ok (hit | stale | miss |
     // coalesced) | not_found | queue_full | timed_out | unavailable. A not-found result is
