@@ -71,7 +71,7 @@ def http_get(port, path):
 class Userapi:
     def __init__(self, build, args, workdir):
         self.port = free_port()
-        cmd = [os.path.join(build, "userapi"), "--port", str(self.port), "--log-level", "warn"] + args
+        cmd = [os.path.join(build, "userapi"), "--port", str(self.port)] + ([] if "--log-level" in args else ["--log-level", "warn"]) + args
         if "--data" not in args:
             cmd += ["--data", os.path.join(workdir, "bench-%d.db" % self.port)]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
@@ -166,7 +166,7 @@ def row(name, server, threads, runs, ratios=None):
         med(runs, "cpu_us"), ratio)
 
 
-def ab(name, threads, a_args, path, args, workdir, rows, script=None, prime=None):
+def ab(name, threads, a_args, path, args, workdir, rows, script=None, prime=None, connections=50):
     """A B A B ...: userapi then nginx, `pairs` times; one row each plus the ratios."""
     ua, ng = [], []
     api = Userapi(args.build, a_args, workdir)
@@ -175,8 +175,8 @@ def ab(name, threads, a_args, path, args, workdir, rows, script=None, prime=None
         if prime:
             prime(api)
         for _ in range(args.pairs):
-            ua.append(wrk(api, path, args.duration, script=script))
-            ng.append(wrk(nginx, path, args.duration, script=script))
+            ua.append(wrk(api, path, args.duration, connections=connections, script=script))
+            ng.append(wrk(nginx, path, args.duration, connections=connections, script=script))
     finally:
         api.stop()
         nginx.stop()
@@ -207,12 +207,13 @@ def main():
     ap.add_argument("--build", default=os.path.join(ROOT, "build-bench"))
     ap.add_argument("--pairs", type=int, default=3)
     ap.add_argument("--duration", type=int, default=10)
-    ap.add_argument("--only", default="1,2,3,4,5,micro,memory")
+    ap.add_argument("--only", default="1,2,3,4,5,6,7,log,micro,memory,stores")
     args = ap.parse_args()
     only = set(args.only.split(","))
     workdir = tempfile.mkdtemp(prefix="userapi-bench-")
     # Hits never reach the database: latency 0 only makes priming 10,000 users quick.
-    base = ["--no-rate-limit", "--seed-users", "10000", "--cache-capacity", "20000", "--db-latency-ms", "0"]
+    base = ["--no-rate-limit", "--seed-users", "10000", "--cache-capacity", "20000", "--db-latency-ms", "0",
+            "--max-connections-per-client", "4096"]  # wrk's 1,000 connections all come from 127.0.0.1
     rows = ["| scenario | server | threads | requests/s | p50 | p99 | CPU/request | userapi/nginx per pair |",
             "|---|---|---|---|---|---|---|---|"]
     notes = []
@@ -226,7 +227,35 @@ def main():
             ua, _ = ab("2 10,000 users", 2, base + ["--threads", "2"], "/", args, workdir, rows,
                        script=os.path.join(HERE, "uniform_users.lua"), prime=prime_all)
             if 2 in hot:
-                notes.append("scenario 2 / scenario 1 (2 threads): %.2f" % (med(ua, "rps") / med(hot[2][0], "rps")))
+                notes.append("scenario 2 / scenario 1 (2 threads): throughput %.2f, CPU per request %.2f"
+                             % (med(ua, "rps") / med(hot[2][0], "rps"), med(ua, "cpu_us") / med(hot[2][0], "cpu_us")))
+        if "6" in only:
+            ab("6 hot user, 1,000 connections", 1, base + ["--threads", "1"], "/users/1", args, workdir, rows,
+               prime=lambda api: http_get(api.port, "/users/1"), connections=1000)
+        if "7" in only:
+            # The limiter on, 1,000 clients (X-Forwarded-For from a trusted 127.0.0.1), every
+            # request admitted: what keeping and charging the buckets costs.
+            limited = [a for a in base if a != "--no-rate-limit"] + [
+                "--threads", "1", "--trusted-proxy", "127.0.0.1/32", "--rate-limit-capacity", "1000000000",
+                "--rate-limit-refill-per-minute", "1000000000"]
+            ab("7 hot user, 1,000 connections, limiter on", 1, limited, "/users/1", args, workdir, rows,
+               script=os.path.join(HERE, "distinct_clients.lua"), prime=lambda api: http_get(api.port, "/users/1"),
+               connections=1000)
+        if "log" in only:
+            # The access log's cost: the same server with and without it, alternated.
+            quiet, logged = [], []
+            for _ in range(args.pairs):
+                for level, runs in (("warn", quiet), ("info", logged)):
+                    api = Userapi(args.build, base + ["--threads", "1", "--log-level", level], workdir)
+                    try:
+                        http_get(api.port, "/users/1")
+                        runs.append(wrk(api, "/users/1", args.duration))
+                    finally:
+                        api.stop()
+            rows.append(row("1 hot user, access log off", "userapi", 1, quiet))
+            rows.append(row("1 hot user, access log on", "userapi", 1, logged))
+            notes.append("access log: %.1f %% fewer requests/s with it on (medians, alternated)"
+                         % (100 * (1 - med(logged, "rps") / med(quiet, "rps"))))
         if "3" in only:
             api = Userapi(args.build, ["--no-rate-limit", "--seed-users", "100"], workdir)
             try:
@@ -269,6 +298,9 @@ def main():
         out = subprocess.run([os.path.join(args.build, "micro_bench"), "--benchmark_repetitions=3",
                               "--benchmark_report_aggregates_only=true"], capture_output=True, text=True).stdout
         print("\n".join("    " + line for line in out.splitlines() if "_median" in line or line.startswith("Benchmark")))
+    if "stores" in only:
+        subprocess.run([sys.executable, os.path.join(HERE, "stores.py"), "--build", args.build,
+                        "--rounds", str(args.pairs)], timeout=3600)
     if "memory" in only and os.path.exists(os.path.join(args.build, "memory_bench")):
         print("\nMemory:\n\n| what | RSS | held |\n|---|---|---|")
         for what in ("cache", "buckets"):

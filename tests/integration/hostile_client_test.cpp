@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "support/http_client.hpp"
+#include "support/refusal.hpp"
 #include "support/test_server.hpp"
 #include "support/wait.hpp"
 
@@ -43,16 +44,7 @@ protected:
         return c.read_response();
     }
     // Sends `bytes`; expects a problem with `status`, the connection closed, others served.
-    void expect_refused(const std::string& bytes, int status) {
-        connection c(port);
-        c.send(bytes);
-        auto r = c.read_response();
-        EXPECT_EQ(r.status, status) << bytes.substr(0, 120);
-        EXPECT_EQ(r.header("Content-Type"), "application/problem+json");
-        EXPECT_EQ(json::parse(r.body)["status"], status);
-        EXPECT_TRUE(c.closed_by_peer(3s)) << "connection left open after a refused request";
-        EXPECT_EQ(request(port, "GET", "/healthz").status, 200) << "the server stopped serving";
-    }
+    void expect_refused(const std::string& bytes, int status) { userapi::testing::expect_refused(port, bytes, status); }
 };
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "support/http_client.hpp"
+#include "support/refusal.hpp"
 #include "support/test_server.hpp"
 
 using namespace std::chrono_literals;
@@ -26,16 +27,7 @@ protected:
     std::uint16_t port = srv.port();
 
     // Sends `bytes` on a fresh connection; expects a problem with `status`, then a close.
-    void expect_refused(const std::string& bytes, int status) {
-        connection c(port);
-        c.send(bytes);
-        auto r = c.read_response();
-        EXPECT_EQ(r.status, status) << bytes.substr(0, 200);
-        EXPECT_EQ(r.header("Content-Type"), "application/problem+json");
-        EXPECT_EQ(json::parse(r.body)["status"], status);
-        EXPECT_TRUE(c.closed_by_peer(3s)) << "connection left open after a refused request";
-        expect_others_served();
-    }
+    void expect_refused(const std::string& bytes, int status) { userapi::testing::expect_refused(port, bytes, status); }
     void expect_others_served() { EXPECT_EQ(request(port, "GET", "/healthz").status, 200); }
 };
 

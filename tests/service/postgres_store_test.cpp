@@ -98,6 +98,8 @@ TEST(PostgresRedaction, PasswordsNeverShow) {
     EXPECT_EQ(postgres_user_repository::redacted("postgres://u@h/db?password=secret&sslmode=off"),
               "postgres://u@h/db?password=***&sslmode=off");
     EXPECT_EQ(postgres_user_repository::redacted("host=h password=secret dbname=d"), "host=h password=*** dbname=d");
+    EXPECT_EQ(postgres_user_repository::redacted("host=h password = 'se cret' dbname=d"),
+              "host=h password = *** dbname=d");
     EXPECT_EQ(postgres_user_repository::redacted("postgresql://u@h/db"), "postgresql://u@h/db");
 }
 
