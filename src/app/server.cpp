@@ -19,7 +19,6 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 
 #include "userapi/core/client_resolver.hpp"
 #include "userapi/core/redis_uri.hpp"
@@ -289,7 +288,8 @@ struct server::impl {
 asio::awaitable<void> server::impl::listen() {
     for (;;) {
         auto& target = *http_iocs[next_context.fetch_add(1, std::memory_order_relaxed) % http_iocs.size()];
-        auto [ec, socket] = co_await acceptor->async_accept(target, use_tuple);
+        http::tcp_socket socket(target.get_executor());  // lives on its I/O thread from the start
+        auto [ec] = co_await acceptor->async_accept(socket, use_tuple);
         if (ec) {
             if (ec == asio::error::operation_aborted || !acceptor->is_open()) co_return;
             // Out of descriptors or a connection reset before accept: log, pause, go on.
@@ -319,7 +319,7 @@ asio::awaitable<void> server::impl::listen() {
         stats.connection_opened();
         socket.set_option(tcp::no_delay(true), ec);
         state.connections.fetch_add(1);
-        http::spawn_session(boost::beast::tcp_stream(std::move(socket)), peer, handler, cfg, state, [this, counted] {
+        http::spawn_session(std::move(socket), peer, handler, cfg, state, [this, counted] {
             state.connections.fetch_sub(1);
             if (counted) give_client_slot(*counted);
         });

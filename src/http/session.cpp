@@ -14,6 +14,7 @@
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
 
+#include "deadline_socket.hpp"
 #include "userapi/http/framing.hpp"
 #include "userapi/log/log.hpp"
 
@@ -26,7 +27,12 @@ using request_parser = bhttp::request_parser<bhttp::string_body, fields_allocato
 
 namespace {
 
-constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+using executor = asio::io_context::executor_type;
+// The session's coroutines run on their connection's io_context by its concrete executor type:
+// no type-erased executor is built or copied per operation.
+template <class T>
+using task = asio::awaitable<T, executor>;
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable_t<executor>{});
 
 // What reading a request came to.
 struct incoming {
@@ -67,8 +73,8 @@ std::size_t field_bytes(const bhttp::fields& req) {
 // section (8 KiB), chunk extensions, the trailer section and the body (--max-body-bytes); the
 // buffer never holds more than kReadBufferLimit unparsed bytes, so memory per connection is
 // bounded whatever the client sends. The caller sets the deadline.
-template <class Stream>
-asio::awaitable<incoming> read_request(Stream& stream, beast::flat_buffer& buffer, request_parser& parser,
+template <class Socket>
+task<incoming> read_request(deadline_socket<Socket>& stream, beast::flat_buffer& buffer, request_parser& parser,
                                        std::size_t max_body) {
     parser.header_limit(kHeaderSectionLimit);
     parser.body_limit(max_body);
@@ -102,7 +108,7 @@ asio::awaitable<incoming> read_request(Stream& stream, beast::flat_buffer& buffe
                 if (parser.chunked()) header.emplace(parser.get().base());
                 if (!parser.is_done() && beast::iequals(parser.get()[field::expect], "100-continue")) {
                     static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
-                    auto [wec, wn] = co_await asio::async_write(stream, asio::buffer(cont), use_tuple);
+                    auto [wec, wn] = co_await asio::async_write(stream.socket(), asio::buffer(cont), use_tuple);
                     if (wec) co_return incoming{};
                 }
                 parser.eager(true);  // from here on, parse as much of the body as has arrived
@@ -129,7 +135,8 @@ asio::awaitable<incoming> read_request(Stream& stream, beast::flat_buffer& buffe
         }
         const auto room = buffer.max_size() - buffer.size();
         if (room == 0) co_return incoming{incoming::refused, {400, "malformed HTTP request"}};
-        auto [ec, n] = co_await stream.async_read_some(buffer.prepare(std::min<std::size_t>(room, 16384)), use_tuple);
+        auto [ec, n] =
+            co_await stream.socket().async_read_some(buffer.prepare(std::min<std::size_t>(room, 16384)), use_tuple);
         if (ec) co_return incoming{};
         buffer.commit(n);
     }
@@ -159,21 +166,23 @@ void render_head(const response& res, std::string& out) {
 }
 
 // Writes head and body in one gather; false when the client is gone.
-template <class Stream>
-asio::awaitable<bool> write_response(Stream& stream, const response& res, bool head_only, std::string& head_bytes) {
+template <class Socket>
+task<bool> write_response(deadline_socket<Socket>& stream, const response& res, bool head_only,
+                          std::string& head_bytes) {
     render_head(res, head_bytes);
     const std::array<asio::const_buffer, 2> out = {asio::buffer(head_bytes),
                                                    asio::buffer(res.body().data(), head_only ? 0 : res.body().size())};
-    auto [ec, n] = co_await asio::async_write(stream, out, use_tuple);
+    auto [ec, n] = co_await asio::async_write(stream.socket(), out, use_tuple);
     co_return !ec;
 }
 
 // Between requests a connection may idle for the idle timeout; false when it closed instead.
-template <class Stream>
-asio::awaitable<bool> await_next_request(Stream& stream, beast::flat_buffer& buffer, std::chrono::milliseconds idle) {
+template <class Socket>
+task<bool> await_next_request(deadline_socket<Socket>& stream, beast::flat_buffer& buffer,
+                              std::chrono::milliseconds idle) {
     if (buffer.size() > 0) co_return true;  // pipelined: the next request has begun
     stream.expires_after(idle);
-    auto [ec, n] = co_await stream.async_read_some(buffer.prepare(4096), use_tuple);
+    auto [ec, n] = co_await stream.socket().async_read_some(buffer.prepare(4096), use_tuple);
     if (ec) co_return false;
     buffer.commit(n);
     co_return true;
@@ -181,14 +190,14 @@ asio::awaitable<bool> await_next_request(Stream& stream, beast::flat_buffer& buf
 
 // Half-close, then read and discard what the client still sends for a moment, so the
 // kernel does not answer unread bytes with a reset that would destroy our response.
-template <class Stream>
-asio::awaitable<void> lingering_close(Stream& stream) {
+template <class Socket>
+task<void> lingering_close(deadline_socket<Socket>& stream) {
     boost::system::error_code ec;
     stream.socket().shutdown(asio::socket_base::shutdown_send, ec);
     stream.expires_after(std::chrono::seconds(2));
     char sink[4096];
     for (std::size_t total = 0; total < (1u << 20);) {
-        auto [rec, n] = co_await stream.async_read_some(asio::buffer(sink), use_tuple);
+        auto [rec, n] = co_await stream.socket().async_read_some(asio::buffer(sink), use_tuple);
         if (rec) break;
         total += n;
     }
@@ -210,9 +219,16 @@ struct session_context {
     std::string request_id;  // of the request being answered; empty between requests
 };
 
-template <class Stream>
-asio::awaitable<void> run_session(Stream stream, core::ip_address peer, request_handler& h, const config::settings& cfg,
-                                  server_state& state, session_context& ctx) {
+template <class Socket>
+task<void> run_session(std::shared_ptr<deadline_socket<Socket>> connection, core::ip_address peer, request_handler& h,
+                       const config::settings& cfg, server_state& state, session_context& ctx) {
+    auto& stream = *connection;
+    struct stop_timer {  // however the session ends, the deadline's timer lets go of the connection
+        deadline_socket<Socket>& c;
+        ~stop_timer() { c.cancel(); }
+    } stop{stream};
+    const auto executor = co_await asio::this_coro::executor;
+    const std::string peer_text = peer.to_string();
     const auto header_timeout = std::chrono::milliseconds(cfg.header_timeout_ms);
     const auto idle_timeout = std::chrono::milliseconds(cfg.idle_timeout_ms);
     beast::flat_buffer buffer(kReadBufferLimit);
@@ -235,29 +251,45 @@ asio::awaitable<void> run_session(Stream stream, core::ip_address peer, request_
             if (in.kind == incoming::gone) break;
             const request& req = parser.get();
             ctx.request_id = request_id(req);
-            const request_info info{peer, ctx.request_id, &arena};
+            const request_info info{peer, ctx.request_id, &arena, peer_text};
             active_request in_flight(state);
             std::optional<response> res;  // built in place: a move-assigned one would copy its fields
+            // What must wait (the database, a shared rate-limit store) runs as a coroutine of its
+            // own on this thread; what is at hand is answered here.
             if (in.kind == incoming::refused) {
-                res.emplace(co_await h.reject(req, in.why.status, in.why.detail, info));
+                res.emplace(co_await asio::co_spawn(executor, h.reject(req, in.why.status, in.why.detail, info),
+                                                    asio::use_awaitable_t<asio::io_context::executor_type>{}));
             } else {
-                if (auto at_once = h.answer_at_once(req, info)) {
-                    res.emplace(std::move(*at_once));
+                auto quick = h.answer_at_once(req, info, head_bytes);
+                if (quick.kind == request_handler::at_once::rendered) {
+                    // Rendered in full for a keep-alive HTTP/1.1 request: head, then body.
+                    stream.expires_after(idle_timeout);
+                    const std::array<asio::const_buffer, 2> out = {
+                        asio::buffer(head_bytes),
+                        asio::buffer(quick.body.data(), req.method() == bhttp::verb::head ? 0 : quick.body.size())};
+                    auto [ec, n] = co_await asio::async_write(stream.socket(), out, use_tuple);
+                    if (ec) break;
+                    keep_alive = true;
+                } else if (quick.kind == request_handler::at_once::message) {
+                    res.emplace(std::move(*quick.res));
                 } else {
                     stream.expires_never();  // the DB may take long; the handler bounds that wait
-                    res.emplace(co_await h.handle(req, info));
+                    res.emplace(co_await asio::co_spawn(executor, h.handle(req, info),
+                                                        asio::use_awaitable_t<asio::io_context::executor_type>{}));
                 }
-                keep_alive = req.keep_alive() && !state.draining.load();
+                if (res) keep_alive = req.keep_alive() && !state.draining.load();
             }
-            res->keep_alive(keep_alive);
-            res->prepare_payload();
-            // RFC 9110 §8.6: no Content-Length on 204, and none but the 200's own on a 304.
-            const bool bodiless =
-                res->result() == bhttp::status::no_content || res->result() == bhttp::status::not_modified;
-            if (bodiless) res->erase(field::content_length);
-            stream.expires_after(idle_timeout);  // a client that never reads is dropped
-            const bool head_only = req.method() == bhttp::verb::head || bodiless;
-            if (!co_await write_response(stream, *res, head_only, head_bytes)) break;
+            if (res) {
+                res->keep_alive(keep_alive);
+                res->prepare_payload();
+                // RFC 9110 §8.6: no Content-Length on 204, and none but the 200's own on a 304.
+                const bool bodiless =
+                    res->result() == bhttp::status::no_content || res->result() == bhttp::status::not_modified;
+                if (bodiless) res->erase(field::content_length);
+                stream.expires_after(idle_timeout);  // a client that never reads is dropped
+                const bool head_only = req.method() == bhttp::verb::head || bodiless;
+                if (!co_await write_response(stream, *res, head_only, head_bytes)) break;
+            }
             ctx.request_id.clear();
         }
         arena.release();
@@ -273,12 +305,13 @@ asio::awaitable<void> run_session(Stream stream, core::ip_address peer, request_
 
 }  // namespace
 
-template <class Stream>
-void spawn_session(Stream stream, core::ip_address peer, request_handler& h, const config::settings& cfg,
+template <class Socket>
+void spawn_session(Socket socket, core::ip_address peer, request_handler& h, const config::settings& cfg,
                    server_state& state, std::function<void()> on_end) {
     auto ctx = std::make_shared<session_context>();
-    auto executor = stream.get_executor();
-    asio::co_spawn(executor, run_session(std::move(stream), peer, h, cfg, state, *ctx),
+    auto executor = socket.get_executor();
+    asio::co_spawn(executor,
+                   run_session(std::make_shared<deadline_socket<Socket>>(std::move(socket)), peer, h, cfg, state, *ctx),
                    [ctx, on_end = std::move(on_end)](std::exception_ptr e) {
                        if (e) {
                            std::string what = "unknown exception";
@@ -295,9 +328,9 @@ void spawn_session(Stream stream, core::ip_address peer, request_handler& h, con
                    });
 }
 
-template void spawn_session(beast::tcp_stream, core::ip_address, request_handler&, const config::settings&,
-                            server_state&, std::function<void()>);
-template void spawn_session(local_stream, core::ip_address, request_handler&, const config::settings&, server_state&,
+template void spawn_session(tcp_socket, core::ip_address, request_handler&, const config::settings&, server_state&,
+                            std::function<void()>);
+template void spawn_session(local_socket, core::ip_address, request_handler&, const config::settings&, server_state&,
                             std::function<void()>);
 
 }  // namespace userapi::http

@@ -110,13 +110,18 @@ void append_time(std::string& out, bool json) {
         cached_json = json;
     }
     out += prefix;
-    char frac[16];
-    const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(since - second).count();
-    if (json)
-        std::snprintf(frac, sizeof frac, ".%06lldZ", static_cast<long long>(micros));
-    else
-        std::snprintf(frac, sizeof frac, ".%03lld", static_cast<long long>(micros / 1000));
-    out += frac;
+    // The fraction by hand: snprintf per line costs more than the rest of the line.
+    auto micros = std::chrono::duration_cast<std::chrono::microseconds>(since - second).count();
+    char frac[8];
+    int digits = json ? 6 : 3;
+    if (!json) micros /= 1000;
+    for (int i = digits; i > 0; --i) {
+        frac[i] = static_cast<char>('0' + micros % 10);
+        micros /= 10;
+    }
+    frac[0] = '.';
+    out.append(frac, static_cast<std::size_t>(digits) + 1);
+    if (json) out += 'Z';
 }
 
 }  // namespace

@@ -45,14 +45,18 @@ namespace {
 // `json`, the escape's backslash is escaped once more for the JSON string.
 void append_escaped(std::string& out, std::string_view text, bool json) {
     static constexpr char hex[] = "0123456789abcdef";
-    for (unsigned char c : text) {
-        if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {
-            out += json ? "\\\\x" : "\\x";
-            out += hex[c >> 4];
-            out += hex[c & 15];
-        } else {
-            out += static_cast<char>(c);
-        }
+    const auto plain = [](unsigned char c) { return c >= 0x20 && c < 0x7f && c != '"' && c != '\\'; };
+    while (!text.empty()) {
+        // Most text needs no escape at all: copy the plain run in one go.
+        std::size_t run = 0;
+        while (run < text.size() && plain(static_cast<unsigned char>(text[run]))) ++run;
+        out.append(text.data(), run);
+        if (run == text.size()) return;
+        const auto c = static_cast<unsigned char>(text[run]);
+        out += json ? "\\\\x" : "\\x";
+        out += hex[c >> 4];
+        out += hex[c & 15];
+        text.remove_prefix(run + 1);
     }
 }
 

@@ -70,11 +70,12 @@ asio::awaitable<void> client(asio::local::stream_protocol::socket& s, const std:
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     static harness* h = new harness;  // lives for the whole run, like a server
     h->clock.advance(1s);
-    asio::local::stream_protocol::socket client_end(h->ioc), server_end(h->ioc);
+    asio::local::stream_protocol::socket client_end(h->ioc);
+    http::local_socket server_end(h->ioc.get_executor());
     asio::local::connect_pair(client_end, server_end);
     const std::string input(reinterpret_cast<const char*>(data), size);
     std::string output;
-    http::spawn_session(http::local_stream(std::move(server_end)), *core::parse_ip("127.0.0.1"), h->handler, h->cfg,
+    http::spawn_session(std::move(server_end), *core::parse_ip("127.0.0.1"), h->handler, h->cfg,
                         h->state);
     asio::co_spawn(h->ioc, client(client_end, input, output), asio::detached);
     h->ioc.restart();

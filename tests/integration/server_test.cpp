@@ -3,6 +3,7 @@
 
 #include <spdlog/sinks/ostream_sink.h>
 #include <condition_variable>
+#include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -138,6 +139,45 @@ TEST(Server, SixthQuickRequestIs429) {
     EXPECT_EQ(r.header("RateLimit"), "\"default\";r=0;t=6");
     EXPECT_EQ(request(srv.port(), "GET", "/healthz").status, 200) << "health is never limited";
     EXPECT_EQ(request(srv.port(), "GET", "/cache-status").status, 429) << "every limited route shares the bucket";
+}
+
+// A cached hit on a keep-alive HTTP/1.1 connection is written straight from the cache's bytes;
+// an HTTP/1.0 one takes the ordinary path. Both must say the same thing, header for header.
+TEST(Server, CachedHitRenderedAtOnceMatchesTheOrdinaryAnswer) {
+    auto cfg = test_settings();
+    cfg.rate_limit_enabled = true;
+    cfg.rate_limit_capacity = 100;
+    test_server srv(cfg);
+    ASSERT_EQ(request(srv.port(), "GET", "/users/3").header("X-Cache"), "MISS");
+    connection c(srv.port());
+    ASSERT_TRUE(c.send(raw_request("GET", "/users/3") + raw_request("HEAD", "/users/3")));  // pipelined
+    const auto fast = c.read_response();
+    const auto fast_head = c.read_response(true);
+    connection old(srv.port());
+    ASSERT_TRUE(old.send(raw_request("GET", "/users/3", {}, "", "HTTP/1.0")));
+    const auto ordinary = old.read_response();
+    const auto fields = [](const http_response& r) {
+        std::map<std::string, std::string> m;  // what may differ between two requests left out
+        for (auto [name, value] : r.headers) {
+            for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+            if (name == "date" || name == "x-request-id" || name == "connection") continue;
+            if (name == "ratelimit-remaining" || name == "ratelimit-reset" || name == "ratelimit") value = "?";
+            m.emplace(name, value);
+        }
+        return m;
+    };
+    EXPECT_EQ(fast.status, 200);
+    EXPECT_EQ(fast.header("X-Cache"), "HIT");
+    EXPECT_EQ(fast.header("ETag"), "\"3-1\"");
+    EXPECT_EQ(fast.header("RateLimit-Remaining"), "98");
+    EXPECT_EQ(fast_head.header("RateLimit-Remaining"), "97");
+    EXPECT_EQ(ordinary.header("RateLimit-Remaining"), "96");
+    EXPECT_FALSE(fast.header("Date").empty());
+    EXPECT_EQ(fast.body, ordinary.body);
+    EXPECT_TRUE(fast_head.body.empty());
+    EXPECT_EQ(fields(fast), fields(ordinary));
+    EXPECT_EQ(fields(fast_head), fields(ordinary));
+    EXPECT_EQ(cache_status(srv.port())["cache"]["hits"], 3);
 }
 
 // Keep-alive is the default: 100 requests on one connection.

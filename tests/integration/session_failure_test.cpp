@@ -59,9 +59,10 @@ TEST(SessionFailure, AThrowingHandlerEndsOnlyItsConnection) {
         ioc,
         [&]() -> asio::awaitable<void> {
             for (;;) {
-                auto [ec, socket] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
+                http::tcp_socket socket(ioc.get_executor());
+                auto [ec] = co_await acceptor.async_accept(socket, asio::as_tuple(asio::use_awaitable));
                 if (ec) co_return;
-                http::spawn_session(boost::beast::tcp_stream(std::move(socket)), *core::parse_ip("127.0.0.1"), h, cfg,
+                http::spawn_session(std::move(socket), *core::parse_ip("127.0.0.1"), h, cfg,
                                     state, [&ended] { ++ended; });
             }
         },

@@ -12,6 +12,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include "userapi/core/ip_address.hpp"
+#include "userapi/core/shared_bytes.hpp"
 #include "userapi/http/beast_types.hpp"
 
 namespace userapi::http {
@@ -30,6 +31,7 @@ struct request_info {
     const core::ip_address& peer;
     std::string_view request_id;
     std::pmr::memory_resource* memory = nullptr;
+    std::string_view peer_text = {};  // the peer as text, made once per connection (for the log)
 };
 
 class request_handler {
@@ -40,10 +42,19 @@ public:
     // exception closes the connection and logs it).
     virtual boost::asio::awaitable<response> handle(const request& req, const request_info& info) = 0;
 
+    // What answer_at_once() found: nothing (call handle()), a message for the session to send,
+    // or a response already rendered: its whole head in the session's buffer, and its body.
+    struct at_once {
+        enum kind_type { none, message, rendered } kind = none;
+        std::optional<response> res;  // message
+        core::shared_bytes body;      // rendered: sent after the head, except for HEAD
+    };
+
     // The answer when it is at hand without waiting for anything (a cached user, health,
-    // metrics): the session then skips handle(). nullopt: call handle(). Must not have acted
-    // on the request (charged a token, counted a hit) when it returns nullopt.
-    virtual std::optional<response> answer_at_once(const request&, const request_info&) { return std::nullopt; }
+    // metrics): the session then skips handle(). `head` is the session's buffer, for a
+    // rendered answer (only for a keep-alive HTTP/1.1 request while not draining). Must not
+    // have acted on the request (charged a token, counted a hit) when it returns none.
+    virtual at_once answer_at_once(const request&, const request_info&, std::string& /*head*/) { return {}; }
 
     // The answer to a request the session refuses before it is read in full (400, 413, 431):
     // `req` holds whatever header was parsed, maybe none. The connection closes after it.
