@@ -103,7 +103,7 @@ handler::handler(const config::settings& cfg, service::user_service& users, rate
       cache_(cfg, users, stats, instance_),
       ops_(users, limiter, stats, state, instance_) {}
 
-asio::awaitable<response> handler::handle(const request& req, const request_info& info) {
+asio::awaitable<response> handler::handle(const request& req, request_info info) {
     exchange x(req, info);
     x.res.version(req.version());
     try {
@@ -119,7 +119,7 @@ asio::awaitable<response> handler::handle(const request& req, const request_info
 }
 
 asio::awaitable<response> handler::reject(const request& req, unsigned status, std::string_view detail,
-                                          const request_info& info) {
+                                          request_info info) {
     exchange x(req, info);
     x.res.version(req.version() ? req.version() : 11);
     if (co_await admit(x)) set_problem(x.res, status, detail);

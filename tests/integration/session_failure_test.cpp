@@ -28,7 +28,7 @@ namespace {
 
 class throwing_handler final : public http::request_handler {
 public:
-    asio::awaitable<http::response> handle(const http::request& req, const http::request_info&) override {
+    asio::awaitable<http::response> handle(const http::request& req, http::request_info) override {
         if (req.target() == "/boom") throw std::runtime_error("boom from the handler");
         http::response res;
         res.result(200);
@@ -36,7 +36,7 @@ public:
         co_return res;
     }
     asio::awaitable<http::response> reject(const http::request&, unsigned status, std::string_view,
-                                           const http::request_info&) override {
+                                           http::request_info) override {
         http::response res;
         res.result(status);
         co_return res;

@@ -31,14 +31,14 @@ public:
             shared_rate_limiter* shared = nullptr);
 
     // Never throws; every failure becomes a problem+json response.
-    boost::asio::awaitable<response> handle(const request& req, const request_info& info) override;
+    boost::asio::awaitable<response> handle(const request& req, request_info info) override;
 
     // Cached users (on the local limiter), health, readiness and metrics.
     at_once answer_at_once(const request& req, const request_info& info, std::string& head) override;
 
     // A refused request to a limited route still costs a token, and says so.
     boost::asio::awaitable<response> reject(const request& req, unsigned status, std::string_view detail,
-                                            const request_info& info) override;
+                                            request_info info) override;
 
 private:
     // Charges the client one token on a limited route; false, with the 429 (or the store's

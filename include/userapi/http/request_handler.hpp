@@ -39,8 +39,9 @@ public:
     virtual ~request_handler() = default;
 
     // The response to a request read in full. Should not throw (a session that sees an
-    // exception closes the connection and logs it).
-    virtual boost::asio::awaitable<response> handle(const request& req, const request_info& info) = 0;
+    // exception closes the connection and logs it). `info` is taken by value, so the coroutine
+    // holds its own copy; `req` and what `info` points to must outlive the coroutine.
+    virtual boost::asio::awaitable<response> handle(const request& req, request_info info) = 0;
 
     // What answer_at_once() found: nothing (call handle()), a message for the session to send,
     // or a response already rendered: its whole head in the session's buffer, and its body.
@@ -59,7 +60,7 @@ public:
     // The answer to a request the session refuses before it is read in full (400, 413, 431):
     // `req` holds whatever header was parsed, maybe none. The connection closes after it.
     virtual boost::asio::awaitable<response> reject(const request& req, unsigned status, std::string_view detail,
-                                                    const request_info& info) = 0;
+                                                    request_info info) = 0;
 };
 
 // The request's own X-Request-Id when it is 1-128 printable ASCII characters, else a new one.
