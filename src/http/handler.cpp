@@ -184,12 +184,16 @@ handler::at_once handler::render_cached_user(exchange& x, std::int64_t id, const
     }
     users_service_.served_from_cache(id, found);
     const auto& json = found.entry.json;
-    char etag[48], length[24];
-    const int etag_n = std::snprintf(etag, sizeof etag, "\"%lld-%lld\"", static_cast<long long>(id),
-                                     static_cast<long long>(found.entry.version));
+    char etag[48], length[24];  // "id-version", as etag_of() writes it, without printf
+    char* e = etag;
+    *e++ = '"';
+    e = std::to_chars(e, etag + sizeof etag, id).ptr;
+    *e++ = '-';
+    e = std::to_chars(e, etag + sizeof etag, found.entry.version).ptr;
+    *e++ = '"';
     const auto length_end = std::to_chars(length, length + sizeof length, json.size()).ptr;
     head += "X-Cache: HIT\r\nCache-Control: no-cache\r\nContent-Type: application/json\r\nETag: ";
-    head.append(etag, static_cast<std::size_t>(etag_n));
+    head.append(etag, static_cast<std::size_t>(e - etag));
     head += "\r\nDate: ";
     head += http_date();
     head += "\r\nX-Request-Id: ";
