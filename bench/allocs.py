@@ -5,11 +5,15 @@ LD_PRELOAD that counts malloc/calloc/realloc/aligned allocations and reports on 
 It starts the server with the counter, warms one keep-alive connection up, then sends
 --requests more on it (pipelined in groups of 100), reading the counter before and after.
 
-usage: bench/allocs.py --binary build/userapi [--requests 20000] [--path /users/1] [-- server args]
+usage: bench/allocs.py --binary build/userapi [--requests 20000] [--path /users/1]
+                      [--max-per-request X] [-- server args]
+With --max-per-request it fails (exit 1) when the figure is higher or an answer is not 200:
+CTest runs it that way, so an allocation that creeps back onto the hot path fails the tests.
 """
 import argparse
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -66,6 +70,7 @@ def main():
     ap.add_argument("--binary", required=True)
     ap.add_argument("--requests", type=int, default=20000)
     ap.add_argument("--path", default="/users/1")
+    ap.add_argument("--max-per-request", type=float)
     ap.add_argument("server_args", nargs="*")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="userapi-allocs-")
@@ -83,10 +88,19 @@ def main():
         a1, f1 = read_counts(proc, counts)
         print(f"{args.requests} requests of GET {args.path} on one keep-alive connection "
               f"(statuses {sorted(set(statuses))}): {a1 - a0} allocations, {f1 - f0} frees: "
-              f"{(a1 - a0) / args.requests:.2f} allocations per request")
+              f"{(a1 - a0) / args.requests:.3f} allocations per request")
+        if args.max_per_request is not None:
+            if set(statuses) != {200}:
+                print(f"FAIL: expected only 200s, got {sorted(set(statuses))}")
+                return 1
+            if (a1 - a0) / args.requests > args.max_per_request:
+                print(f"FAIL: more than {args.max_per_request} allocations per request")
+                return 1
+        return 0
     finally:
         proc.terminate()
         proc.wait(10)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ int main(int argc, char** argv) {
         service::user_cache cache(clock, 1000000, 3600s);
         for (std::int64_t i = 1; i <= 1000000; ++i) {
             const auto s = std::to_string(i);
-            cache.put(i, service::user_json(service::to_json({i, "User " + s, "user" + s + "@example.com"})));
+            cache.written(i, {core::shared_bytes(service::to_json({i, "User " + s, "user" + s + "@example.com"})), 1});
         }
         const long used = rss_kib() - base;
         std::printf("| 1,000,000 cached users | %.1f MB | %zu entries |\n", used / 1024.0, cache.stats().size);

@@ -16,8 +16,8 @@ using namespace userapi;
 
 namespace {
 
-service::user_json sample_json(std::int64_t id) {
-    return service::user_json(to_json(service::user{id, "User " + std::to_string(id), "user@example.com"}));
+service::cached_user sample_user(std::int64_t id) {
+    return {core::shared_bytes(to_json(service::user{id, "User " + std::to_string(id), "user@example.com"})), 1};
 }
 
 core::system_clock real_clock;
@@ -26,7 +26,7 @@ core::system_clock real_clock;
 service::user_cache& shared_cache() {
     static service::user_cache* c = [] {
         auto* cache = new service::user_cache(real_clock, 100000, 3600s);
-        for (std::int64_t i = 1; i <= 10000; ++i) cache->put(i, sample_json(i));
+        for (std::int64_t i = 1; i <= 10000; ++i) cache->written(i, sample_user(i));
         return cache;
     }();
     return *c;
@@ -50,9 +50,9 @@ BENCHMARK(BM_CacheMiss)->Threads(1)->Threads(2);
 
 void BM_CacheInsert(benchmark::State& state) {
     service::user_cache cache(real_clock, 10000, 3600s);
-    const auto json = sample_json(1);
+    const auto user = sample_user(1);
     std::int64_t id = 0;
-    for (auto _ : state) cache.put(++id, json);  // evicts once full
+    for (auto _ : state) cache.written(++id, user);  // evicts once full
 }
 BENCHMARK(BM_CacheInsert);
 
