@@ -10,6 +10,7 @@
 #pragma once
 
 #include <chrono>
+#include <ctime>
 #include <memory>
 
 #include <boost/asio/basic_waitable_timer.hpp>
@@ -27,8 +28,10 @@ public:
 
     Socket& socket() { return socket_; }
 
-    // The connection is closed if it is still waiting `d` from now.
-    void expires_after(clock::duration d) { set(clock::now() + d); }
+    // The connection is closed if it is still waiting `d` from now. "Now" from the coarse
+    // monotonic clock (same epoch as steady_clock, a few ms behind it, several times cheaper
+    // to read): a deadline of seconds does not need better, and it is read twice a request.
+    void expires_after(clock::duration d) { set(coarse_now() + d); }
     void expires_never() { deadline_ = clock::time_point::max(); }
     // Ends the timer's wait (and with it the handler's hold on this).
     void cancel() {
@@ -38,6 +41,11 @@ public:
     }
 
 private:
+    static clock::time_point coarse_now() {
+        timespec ts{};
+        ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+        return clock::time_point(std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec));
+    }
     void set(clock::time_point t) {
         deadline_ = t;
         if (armed_ && timer_.expiry() <= t) return;  // the armed wait comes first and re-arms

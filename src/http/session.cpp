@@ -165,15 +165,32 @@ void render_head(const response& res, std::string& out) {
     out.append("\r\n");
 }
 
-// Writes head and body in one gather; false when the client is gone.
+// Sends head and body in one gather; false when the client is gone. The socket is in
+// non-blocking mode, so the send is tried at once: a response the socket's buffer takes whole
+// (nearly every one) costs no trip through the event loop. What does not fit is sent
+// asynchronously, under the connection's deadline.
+template <class Socket>
+task<bool> send(deadline_socket<Socket>& stream, std::string_view head, std::string_view body) {
+    std::array<asio::const_buffer, 2> out = {asio::buffer(head), asio::buffer(body)};
+    boost::system::error_code ec;
+    std::size_t n = stream.socket().write_some(out, ec);
+    if (ec && ec != asio::error::would_block && ec != asio::error::try_again) co_return false;
+    if (n == head.size() + body.size()) co_return true;
+    if (n >= out[0].size()) {
+        out[1] += n - out[0].size();
+        out[0] = asio::const_buffer();
+    } else {
+        out[0] += n;
+    }
+    auto [wec, written] = co_await asio::async_write(stream.socket(), out, use_tuple);
+    co_return !wec;
+}
+
 template <class Socket>
 task<bool> write_response(deadline_socket<Socket>& stream, const response& res, bool head_only,
                           std::string& head_bytes) {
     render_head(res, head_bytes);
-    const std::array<asio::const_buffer, 2> out = {asio::buffer(head_bytes),
-                                                   asio::buffer(res.body().data(), head_only ? 0 : res.body().size())};
-    auto [ec, n] = co_await asio::async_write(stream.socket(), out, use_tuple);
-    co_return !ec;
+    co_return co_await send(stream, head_bytes, head_only ? std::string_view() : res.body().view());
 }
 
 // Between requests a connection may idle for the idle timeout; false when it closed instead.
@@ -228,6 +245,8 @@ task<void> run_session(std::shared_ptr<deadline_socket<Socket>> connection, core
         ~stop_timer() { c.cancel(); }
     } stop{stream};
     const auto executor = co_await asio::this_coro::executor;
+    boost::system::error_code nb;
+    stream.socket().non_blocking(true, nb);  // for send(): async operations work as before
     const std::string peer_text = peer.to_string();
     const auto header_timeout = std::chrono::milliseconds(cfg.header_timeout_ms);
     const auto idle_timeout = std::chrono::milliseconds(cfg.idle_timeout_ms);
@@ -264,11 +283,9 @@ task<void> run_session(std::shared_ptr<deadline_socket<Socket>> connection, core
                 if (quick.kind == request_handler::at_once::rendered) {
                     // Rendered in full for a keep-alive HTTP/1.1 request: head, then body.
                     stream.expires_after(idle_timeout);
-                    const std::array<asio::const_buffer, 2> out = {
-                        asio::buffer(head_bytes),
-                        asio::buffer(quick.body.data(), req.method() == bhttp::verb::head ? 0 : quick.body.size())};
-                    auto [ec, n] = co_await asio::async_write(stream.socket(), out, use_tuple);
-                    if (ec) break;
+                    if (!co_await send(stream, head_bytes,
+                                       req.method() == bhttp::verb::head ? std::string_view() : quick.body.view()))
+                        break;
                     keep_alive = true;
                 } else if (quick.kind == request_handler::at_once::message) {
                     res.emplace(std::move(*quick.res));
