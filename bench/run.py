@@ -104,10 +104,11 @@ http {
   keepalive_timeout 60s;
   server {
     listen 127.0.0.1:%d;
+    location = /users/1 { default_type application/json; return 200 '%s'; }
     location ~ ^/users/[0-9]+$ { default_type application/json; return 200 '%s'; }
   }
 }
-""" % (workers, self.prefix, self.prefix, self.port, USER1))
+""" % (workers, self.prefix, self.prefix, self.port, USER1, USER1))
         self.proc = subprocess.Popen(["nginx", "-p", self.prefix, "-c", conf, "-e", self.prefix + "/error.log"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for _ in range(100):

@@ -165,44 +165,23 @@ void render_head(const response& res, std::string& out) {
     out.append("\r\n");
 }
 
-// Sends head and body in one gather; false when the client is gone. The socket is in
-// non-blocking mode, so the send is tried at once: a response the socket's buffer takes whole
-// (nearly every one) costs no trip through the event loop. What does not fit is sent
-// asynchronously, under the connection's deadline.
+// Sends head and body in one gather, at once: the socket is in non-blocking mode, so a
+// response its buffer takes whole (nearly every one) costs no trip through the event loop.
+// Returns what the socket did not take (empty: all of it), or nullopt when the client is gone.
 template <class Socket>
-task<bool> send(deadline_socket<Socket>& stream, std::string_view head, std::string_view body) {
+std::optional<std::array<asio::const_buffer, 2>> send_now(Socket& socket, std::string_view head,
+                                                          std::string_view body) {
     std::array<asio::const_buffer, 2> out = {asio::buffer(head), asio::buffer(body)};
     boost::system::error_code ec;
-    std::size_t n = stream.socket().write_some(out, ec);
-    if (ec && ec != asio::error::would_block && ec != asio::error::try_again) co_return false;
-    if (n == head.size() + body.size()) co_return true;
+    const std::size_t n = socket.write_some(out, ec);
+    if (ec && ec != asio::error::would_block && ec != asio::error::try_again) return std::nullopt;
     if (n >= out[0].size()) {
         out[1] += n - out[0].size();
         out[0] = asio::const_buffer();
     } else {
         out[0] += n;
     }
-    auto [wec, written] = co_await asio::async_write(stream.socket(), out, use_tuple);
-    co_return !wec;
-}
-
-template <class Socket>
-task<bool> write_response(deadline_socket<Socket>& stream, const response& res, bool head_only,
-                          std::string& head_bytes) {
-    render_head(res, head_bytes);
-    co_return co_await send(stream, head_bytes, head_only ? std::string_view() : res.body().view());
-}
-
-// Between requests a connection may idle for the idle timeout; false when it closed instead.
-template <class Socket>
-task<bool> await_next_request(deadline_socket<Socket>& stream, beast::flat_buffer& buffer,
-                              std::chrono::milliseconds idle) {
-    if (buffer.size() > 0) co_return true;  // pipelined: the next request has begun
-    stream.expires_after(idle);
-    auto [ec, n] = co_await stream.socket().async_read_some(buffer.prepare(4096), use_tuple);
-    if (ec) co_return false;
-    buffer.commit(n);
-    co_return true;
+    return out;
 }
 
 // Half-close, then read and discard what the client still sends for a moment, so the
@@ -259,7 +238,14 @@ task<void> run_session(std::shared_ptr<deadline_socket<Socket>> connection, core
     stream.expires_after(header_timeout);  // a new connection must send its request in time
     for (bool first = true;; first = false) {
         if (!first) {
-            if (!co_await await_next_request(stream, buffer, idle_timeout)) break;
+            // Between requests a connection may idle for the idle timeout; unless pipelined, the
+            // next request is awaited here, not in a coroutine of its own (one frame less a request).
+            if (buffer.size() == 0) {
+                stream.expires_after(idle_timeout);
+                auto [ec, n] = co_await stream.socket().async_read_some(buffer.prepare(4096), use_tuple);
+                if (ec) break;
+                buffer.commit(n);
+            }
             stream.expires_after(header_timeout);  // from its first byte, a request must arrive in time
         }
         bool keep_alive = false;
@@ -273,20 +259,19 @@ task<void> run_session(std::shared_ptr<deadline_socket<Socket>> connection, core
             const request_info info{peer, ctx.request_id, &arena, peer_text};
             active_request in_flight(state);
             std::optional<response> res;  // built in place: a move-assigned one would copy its fields
+            request_handler::at_once quick;
+            std::string_view body;  // sent after head_bytes: res's or quick's
             // What must wait (the database, a shared rate-limit store) runs as a coroutine of its
             // own on this thread; what is at hand is answered here.
             if (in.kind == incoming::refused) {
                 res.emplace(co_await asio::co_spawn(executor, h.reject(req, in.why.status, in.why.detail, info),
                                                     asio::use_awaitable_t<asio::io_context::executor_type>{}));
             } else {
-                auto quick = h.answer_at_once(req, info, head_bytes);
+                quick = h.answer_at_once(req, info, head_bytes);
                 if (quick.kind == request_handler::at_once::rendered) {
                     // Rendered in full for a keep-alive HTTP/1.1 request: head, then body.
-                    stream.expires_after(idle_timeout);
-                    if (!co_await send(stream, head_bytes,
-                                       req.method() == bhttp::verb::head ? std::string_view() : quick.body.view()))
-                        break;
                     keep_alive = true;
+                    body = req.method() == bhttp::verb::head ? std::string_view() : quick.body.view();
                 } else if (quick.kind == request_handler::at_once::message) {
                     res.emplace(std::move(*quick.res));
                 } else {
@@ -303,9 +288,15 @@ task<void> run_session(std::shared_ptr<deadline_socket<Socket>> connection, core
                 const bool bodiless =
                     res->result() == bhttp::status::no_content || res->result() == bhttp::status::not_modified;
                 if (bodiless) res->erase(field::content_length);
-                stream.expires_after(idle_timeout);  // a client that never reads is dropped
-                const bool head_only = req.method() == bhttp::verb::head || bodiless;
-                if (!co_await write_response(stream, *res, head_only, head_bytes)) break;
+                render_head(*res, head_bytes);
+                body = req.method() == bhttp::verb::head || bodiless ? std::string_view() : res->body().view();
+            }
+            stream.expires_after(idle_timeout);  // a client that never reads is dropped
+            const auto rest = send_now(stream.socket(), head_bytes, body);
+            if (!rest) break;
+            if (asio::buffer_size(*rest) > 0) {  // the socket is full: the rest when it drains
+                auto [ec, n] = co_await asio::async_write(stream.socket(), *rest, use_tuple);
+                if (ec) break;
             }
             ctx.request_id.clear();
         }
