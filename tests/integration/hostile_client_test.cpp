@@ -121,6 +121,7 @@ TEST_F(Hostile, HeaderSectionCountsEveryByte) {
 TEST_F(Hostile, HostMustBeOneValidField) {
     expect_refused("GET /healthz HTTP/1.1\r\n\r\n", 400);
     expect_refused("GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400);
+    expect_refused("GET /healthz HTTP/1.1\r\nHost: a\r\nAccept: */*\r\nhOST: a\r\n\r\n", 400);  // apart, any case
     expect_refused("GET /healthz HTTP/1.1\r\nHost: a, b\r\n\r\n", 400);
     expect_refused("GET /healthz HTTP/1.1\r\nHost: a b/c\r\n\r\n", 400);
     expect_refused("GET /healthz HTTP/1.1\r\nHost: \r\n\r\n", 400);
