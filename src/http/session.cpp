@@ -8,6 +8,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -242,6 +243,10 @@ task<void> run_session(std::shared_ptr<deadline_socket<Socket>> connection, core
             // next request is awaited here, not in a coroutine of its own (one frame less a request).
             if (buffer.size() == 0) {
                 stream.expires_after(idle_timeout);
+                // Let the other connections' ready work run first: read at once, and Asio's
+                // speculative read would nearly always find nothing yet (the client has only
+                // just been sent its answer) and cost a failed recv per request.
+                co_await asio::post(executor, asio::use_awaitable_t<http::executor>{});
                 auto [ec, n] = co_await stream.socket().async_read_some(buffer.prepare(4096), use_tuple);
                 if (ec) break;
                 buffer.commit(n);
