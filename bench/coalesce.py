@@ -3,7 +3,8 @@
 X-Cache counts, the database reads the burst cost, and the fastest/median/slowest response.
 
 usage: bench/coalesce.py --port 8080 [--connections 100] [--id 2] [--runs 5]
-Start the server with --no-rate-limit. Each run uses the next id (so it is cold).
+Start the server with --no-rate-limit and --max-connections-per-client at least N (every
+connection comes from 127.0.0.1). Each run uses the next id (so it is cold).
 Only 127.0.0.1 is contacted; every socket has a timeout.
 """
 import argparse
@@ -40,6 +41,7 @@ def burst(port, uid, n):
     data = [b""] * n
     done = [None] * n
     xcache = [None] * n
+    status = [None] * n
     left = n
     deadline = t0 + 30
     while left and time.monotonic() < deadline:
@@ -51,14 +53,17 @@ def burst(port, uid, n):
                 done[i] = time.monotonic()
                 sel.unregister(conns[i])
                 left -= 1
-                for line in data[i].split(b"\r\n"):
+                lines = data[i].split(b"\r\n")
+                status[i] = lines[0][9:12].decode(errors="replace") if lines[0].startswith(b"HTTP/") else "none"
+                for line in lines:
                     if line.lower().startswith(b"x-cache:"):
                         xcache[i] = line.split(b":", 1)[1].strip().decode()
     for c in conns:
         c.close()
     times = sorted((d - t0) * 1000 for d in done if d)
     counts = {k: xcache.count(k) for k in set(xcache)}
-    return times, counts
+    statuses = {k: status.count(k) for k in set(status)}
+    return times, counts, statuses
 
 
 def main():
@@ -73,9 +78,11 @@ def main():
     slowest = []
     for run in range(a.runs):
         before = cache_status(a.port)["db"]["reads"]
-        times, counts = burst(a.port, a.id + run, a.connections)
+        times, counts, statuses = burst(a.port, a.id + run, a.connections)
         reads = cache_status(a.port)["db"]["reads"] - before
         slowest.append(times[-1])
+        if statuses != {"200": a.connections}:  # a refused connection is not a coalesced answer
+            print("run %d: not every answer was 200: %s" % (run + 1, statuses))
         print("run %d: id %d, %s, db reads %d, fastest %.1f ms, median %.1f ms, slowest %.1f ms"
               % (run + 1, a.id + run, counts, reads, times[0], statistics.median(times), times[-1]))
     print("median of slowest over %d runs: %.1f ms" % (a.runs, statistics.median(slowest)))

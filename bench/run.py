@@ -258,7 +258,8 @@ def main():
             notes.append("access log: %.1f %% fewer requests/s with it on (medians, alternated)"
                          % (100 * (1 - med(logged, "rps") / med(quiet, "rps"))))
         if "3" in only:
-            api = Userapi(args.build, ["--no-rate-limit", "--seed-users", "100"], workdir)
+            api = Userapi(args.build, ["--no-rate-limit", "--seed-users", "100", "--max-connections-per-client", "4096"],
+                          workdir)
             try:
                 out = subprocess.run([sys.executable, os.path.join(HERE, "coalesce.py"), "--port", str(api.port),
                                       "--connections", "1000", "--runs", "3", "--id", "10"],
