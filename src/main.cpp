@@ -3,7 +3,7 @@
 #include <cstdlib>
 #include <iostream>
 #include <optional>
-#include <system_error>
+#include <exception>
 
 #include "userapi/app/server.hpp"
 #include "userapi/config/config.hpp"
@@ -40,10 +40,12 @@ int main(int argc, char** argv) {
         }
         std::cout << "listening on " << srv->url() << std::endl;
         srv->wait();
-    } catch (const std::system_error& e) {
-        log::log_event(
-            spdlog::level::critical, "cannot serve",
-            {{"address", cfg.address}, {"port", std::to_string(cfg.port), true}, {"error", e.code().message()}});
+    } catch (const std::exception& e) {
+        // Cannot listen (the port in use, an address not on this machine) or another failure
+        // at start: one clear line, exit 1, never an abort.
+        log::log_event(spdlog::level::critical, "cannot serve",
+                       {{"address", cfg.address}, {"port", std::to_string(cfg.port), true}, {"error", e.what()}});
+        std::cerr << "userapi: " << e.what() << std::endl;
         return 1;
     }
     log::stop_access_log();  // every line of the drained requests, before the last line

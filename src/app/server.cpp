@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <mutex>
 #include <optional>
+#include <string>
+#include <system_error>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -414,11 +416,17 @@ void server::start() {
     m.connection_limit = fit_descriptor_limit(m.cfg.max_connections);
     const tcp::endpoint ep(asio::ip::make_address(m.cfg.address), m.cfg.port);
     m.acceptor = std::make_unique<tcp::acceptor>(m.main_context());
-    m.acceptor->open(ep.protocol());
-    m.acceptor->set_option(asio::socket_base::reuse_address(true));
-    if (ep.address().is_v6()) m.acceptor->set_option(asio::ip::v6_only(false));
-    m.acceptor->bind(ep);
-    m.acceptor->listen(asio::socket_base::max_listen_connections);
+    // A port in use or an address not on this machine is the operator's to fix: one clear line
+    // and exit 1 from main (Asio's own exception type is not a std::system_error).
+    boost::system::error_code ec;
+    m.acceptor->open(ep.protocol(), ec);
+    if (!ec) m.acceptor->set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec && ep.address().is_v6()) m.acceptor->set_option(asio::ip::v6_only(false), ec);
+    if (!ec) m.acceptor->bind(ep, ec);
+    if (!ec) m.acceptor->listen(asio::socket_base::max_listen_connections, ec);
+    if (ec)
+        throw std::system_error(std::error_code(ec.value(), std::system_category()),
+                                "cannot listen on " + m.cfg.address + " port " + std::to_string(m.cfg.port));
     m.bound_port = m.acceptor->local_endpoint().port();
     m.instance = m.cfg.instance_name;
     if (m.instance.empty()) {

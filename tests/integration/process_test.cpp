@@ -1,7 +1,10 @@
 // The userapi binary itself: command line, the listening line, and the SIGTERM drain.
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -111,6 +114,31 @@ TEST(Process, UnusableDataFileExits2) {
     std::getline(in, content);
     EXPECT_EQ(content, "not a database");
     EXPECT_EQ(process({"--port", "0", "--data", "/proc/userapi-cannot-be-here/users.db"}).wait_exit(5s), 2);
+}
+
+// Was an abort (Asio's exception escaped main): a port already in use is one clear line on
+// stderr and exit 1.
+TEST(Process, PortInUseExits1WithOneLine) {
+    const int held = ::socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_GE(held, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::bind(held, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    ASSERT_EQ(::listen(held, 1), 0);
+    socklen_t len = sizeof a;
+    ASSERT_EQ(::getsockname(held, reinterpret_cast<sockaddr*>(&a), &len), 0);
+    const auto port = std::to_string(ntohs(a.sin_port));
+    const auto err = temp_data_path("port-in-use.err");
+    std::filesystem::create_directories(std::filesystem::path(err).parent_path());
+    EXPECT_EQ(process({"--port", port, "--data", ":memory:", "--log-level", "off"}, err).wait_exit(5s), 1);
+    ::close(held);
+    std::ifstream in(err);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_NE(text.find("userapi: cannot listen on 127.0.0.1 port " + port + ": Address already in use"),
+              std::string::npos)
+        << text;
+    EXPECT_EQ(text.find("terminate"), std::string::npos) << text;
 }
 
 // Was an abort and then 1.2 GB: floods of trailers and of chunk extensions are refused once
