@@ -59,21 +59,38 @@ def main():
     except KeyboardInterrupt:
         pass
     finally:
+        # A second Ctrl-C (or the terminal's SIGINT reaching us twice) must not cut the cleanup
+        # short and leave PostgreSQL running: from here on, signals wait, and each step runs
+        # even when the one before it failed.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         print("cluster: stopping", flush=True)
         if nginx:
-            nginx.terminate()
-            nginx.wait(timeout=10)
+            _step(nginx.terminate)
+            _step(lambda: _wait_or_kill(nginx, 10))
         for p in procs:
-            p.send_signal(signal.SIGTERM)
+            _step(lambda: p.send_signal(signal.SIGTERM))
         for p in procs:
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        redis.stop()
-        pg.stop()
+            _step(lambda: _wait_or_kill(p, 15))
+        _step(redis.stop)
+        _step(pg.stop)
         subprocess.run(["rm", "-rf", work])
         print("cluster: stopped", flush=True)
+
+
+def _step(action):
+    try:
+        action()
+    except Exception as e:  # noqa: BLE001  (report and go on: the rest must still stop)
+        print(f"cluster: while stopping: {e}", file=sys.stderr, flush=True)
+
+
+def _wait_or_kill(proc, seconds):
+    try:
+        proc.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def _ready(port):
