@@ -42,6 +42,13 @@ void BM_CacheHit(benchmark::State& state) {
 }
 BENCHMARK(BM_CacheHit)->Threads(1)->Threads(2)->Threads(4);
 
+// Every thread reads the same id, as scenario 1 does: what the threads share is what it costs.
+void BM_CacheHitOneKey(benchmark::State& state) {
+    auto& cache = shared_cache();
+    for (auto _ : state) benchmark::DoNotOptimize(cache.get(1));
+}
+BENCHMARK(BM_CacheHitOneKey)->Threads(1)->Threads(2);
+
 void BM_CacheMiss(benchmark::State& state) {
     auto& cache = shared_cache();
     for (auto _ : state) benchmark::DoNotOptimize(cache.get(-1));

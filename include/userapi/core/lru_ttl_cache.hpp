@@ -68,8 +68,10 @@ public:
             ++counters_.expirations;
             return std::nullopt;
         }
-        unlink(n, lru_, kLru);
-        push_front(n, lru_, kLru);
+        if (lru_.next[kLru] != &n) {  // a hot entry is already first: read it without a write
+            unlink(n, lru_, kLru);
+            push_front(n, lru_, kLru);
+        }
         return hit{n.value, n.expires <= now, n.kind};
     }
 
