@@ -4,10 +4,10 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <sys/socket.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -119,7 +119,13 @@ TEST(Process, UnusableDataFileExits2) {
 // Was an abort (Asio's exception escaped main): a port already in use is one clear line on
 // stderr and exit 1.
 TEST(Process, PortInUseExits1WithOneLine) {
-    const int held = ::socket(AF_INET, SOCK_STREAM, 0);
+    struct held_socket {  // closed however the test ends
+        int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+        ~held_socket() {
+            if (fd >= 0) ::close(fd);
+        }
+    } socket_holder;
+    const int held = socket_holder.fd;
     ASSERT_GE(held, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
@@ -132,7 +138,6 @@ TEST(Process, PortInUseExits1WithOneLine) {
     const auto err = temp_data_path("port-in-use.err");
     std::filesystem::create_directories(std::filesystem::path(err).parent_path());
     EXPECT_EQ(process({"--port", port, "--data", ":memory:", "--log-level", "off"}, err).wait_exit(5s), 1);
-    ::close(held);
     std::ifstream in(err);
     const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     EXPECT_NE(text.find("userapi: cannot listen on 127.0.0.1 port " + port + ": Address already in use"),
