@@ -5,7 +5,7 @@
 #include <fstream>
 #include <string>
 
-#include "userapi/http/rate_limiter.hpp"
+#include "userapi/limit/local_rate_limiter.hpp"
 #include "userapi/service/user.hpp"
 #include "userapi/service/user_cache.hpp"
 
@@ -38,7 +38,7 @@ int main(int argc, char** argv) {
         std::printf("| 1,000,000 cached users | %.1f MB | %zu entries |\n", used / 1024.0, cache.stats().size);
     }
     if (what == "buckets") {
-        http::rate_limiter limiter(clock, {5, 10.0 / 60}, 100000);
+        limit::local_rate_limiter limiter(clock, {5, 10.0 / 60}, 100000);
         core::ip_address a = *core::parse_ip("10.0.0.0");
         for (std::uint32_t i = 0; i < 100000; ++i) {
             a.bytes[13] = static_cast<std::uint8_t>(i >> 16);

@@ -9,7 +9,7 @@
 #include "userapi/core/single_flight.hpp"
 #include "userapi/http/handler.hpp"
 #include "userapi/log/log.hpp"
-#include "userapi/service/memory_user_repository.hpp"
+#include "userapi/store/memory_user_repository.hpp"
 
 using namespace std::chrono_literals;
 using namespace userapi;
@@ -64,7 +64,7 @@ void BM_CacheInsert(benchmark::State& state) {
 BENCHMARK(BM_CacheInsert);
 
 void BM_TokenBucketAcquire(benchmark::State& state) {
-    static http::rate_limiter limiter(real_clock, {1e12, 1e12}, 100000);
+    static limit::local_rate_limiter limiter(real_clock, {1e12, 1e12}, 100000);
     core::ip_address client = *core::parse_ip("10.0.0.0");
     client.bytes[15] = static_cast<std::uint8_t>(state.thread_index());
     for (auto _ : state) benchmark::DoNotOptimize(limiter.acquire(client));
@@ -92,7 +92,7 @@ void BM_HandlerCachedGet(benchmark::State& state) {
     config::settings cfg;
     core::manual_clock clock;
     boost::asio::io_context ioc;
-    service::memory_user_repository repo;
+    store::memory_user_repository repo;
     service::seed_users(repo, 10);
     service::user_cache cache(clock, 100, 60s);
     service::db_queue db(ioc, clock, 0ms, 100);

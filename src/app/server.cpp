@@ -27,14 +27,14 @@
 #include "userapi/http/handler.hpp"
 #include "userapi/http/prometheus_writer.hpp"
 #include "userapi/http/session.hpp"
-#include "userapi/http/shared_rate_limiter.hpp"
+#include "userapi/limit/redis_rate_limiter.hpp"
 #include "userapi/log/log.hpp"
 #include "userapi/service/db_queue.hpp"
-#include "userapi/service/postgres_user_repository.hpp"
-#include "userapi/service/postgres_watch.hpp"
-#include "userapi/service/sqlite_user_repository.hpp"
 #include "userapi/service/user_cache.hpp"
 #include "userapi/service/user_service.hpp"
+#include "userapi/store/postgres_user_repository.hpp"
+#include "userapi/store/postgres_watch.hpp"
+#include "userapi/store/sqlite_user_repository.hpp"
 
 namespace userapi::app {
 
@@ -137,14 +137,14 @@ struct server::impl {
     }
 
     // Buckets in Redis: one connection per I/O thread, this instance's table as the fallback.
-    std::unique_ptr<http::shared_rate_limiter> make_shared_limiter() {
+    std::unique_ptr<limit::redis_rate_limiter> make_shared_limiter() {
         if (cfg.rate_limit_store.empty() || !cfg.rate_limit_enabled) return nullptr;
         std::vector<asio::io_context*> iocs;
         for (auto& c : http_iocs) iocs.push_back(c.get());
-        const auto fallback = cfg.rate_limit_store_fallback == "open"     ? http::store_fallback::open
-                              : cfg.rate_limit_store_fallback == "closed" ? http::store_fallback::closed
-                                                                          : http::store_fallback::local;
-        return std::make_unique<http::shared_rate_limiter>(
+        const auto fallback = cfg.rate_limit_store_fallback == "open"     ? limit::store_fallback::open
+                              : cfg.rate_limit_store_fallback == "closed" ? limit::store_fallback::closed
+                                                                          : limit::store_fallback::local;
+        return std::make_unique<limit::redis_rate_limiter>(
             iocs, *core::parse_redis_uri(cfg.rate_limit_store), make_policy(cfg), clock,
             std::chrono::milliseconds(cfg.rate_limit_store_timeout_ms), fallback, limiter, cfg.max_clients,
             cfg.rate_limit_store_pipelining, cfg.rate_limit_store_denial_cache);
@@ -170,7 +170,7 @@ struct server::impl {
                  "From another instance's commit to its notification's arrival here.");
         char le[32];
         for (std::size_t b = 0; b < s.lag_buckets.size(); ++b) {
-            std::snprintf(le, sizeof le, "%g", service::postgres_watch::kLagBuckets[b]);
+            std::snprintf(le, sizeof le, "%g", store::postgres_watch::kLagBuckets[b]);
             w.sample("userapi_coherence_lag_seconds_bucket", {{"le", le}}, d(s.lag_buckets[b]));
         }
         w.sample("userapi_coherence_lag_seconds_bucket", {{"le", "+Inf"}}, d(s.lag_count));
@@ -179,27 +179,27 @@ struct server::impl {
     }
 
     // A PostgreSQL store is shared: the watch hears of other instances' writes.
-    static std::unique_ptr<service::postgres_watch> make_watch(const config::settings& cfg,
-                                                               service::user_service*& users) {
+    static std::unique_ptr<store::postgres_watch> make_watch(const config::settings& cfg,
+                                                             service::user_service*& users) {
         if (!cfg.uses_postgresql()) return nullptr;
-        return std::make_unique<service::postgres_watch>(
-            cfg.db_path, service::postgres_watch::events{[&users](std::int64_t id) { users->remote_write(id); },
-                                                         [&users] { users->remote_clear(); },
-                                                         [&users](bool on) { users->set_coherent(on); }});
+        return std::make_unique<store::postgres_watch>(
+            cfg.db_path, store::postgres_watch::events{[&users](std::int64_t id) { users->remote_write(id); },
+                                                       [&users] { users->remote_clear(); },
+                                                       [&users](bool on) { users->set_coherent(on); }});
     }
     // One repository per DB-queue slot: a connection each (SQLite: one).
     static std::vector<std::unique_ptr<service::user_repository>> make_repos(
-        const config::settings& cfg, std::unique_ptr<service::user_repository> given, service::postgres_watch* watch) {
+        const config::settings& cfg, std::unique_ptr<service::user_repository> given, store::postgres_watch* watch) {
         std::vector<std::unique_ptr<service::user_repository>> out;
         if (given) {
             out.push_back(std::move(given));
         } else if (cfg.uses_postgresql()) {
             for (std::size_t i = 0; i < cfg.db_concurrency; ++i)
-                out.push_back(std::make_unique<service::postgres_user_repository>(
+                out.push_back(std::make_unique<store::postgres_user_repository>(
                     cfg.db_path, std::chrono::milliseconds(cfg.db_connect_timeout_ms),
                     [watch](int old_pid, int new_pid) { watch->own_pid(old_pid, new_pid); }));
         } else {
-            out.push_back(std::make_unique<service::sqlite_user_repository>(cfg.db_path));
+            out.push_back(std::make_unique<store::sqlite_user_repository>(cfg.db_path));
         }
         return out;
     }
@@ -262,13 +262,13 @@ struct server::impl {
     // Run by db_threads, one per DB-queue slot: only they touch the repositories once started.
     asio::io_context db_ioc;
     service::user_service* users_ptr = nullptr;                    // for the watch's events, set once users exists
-    std::unique_ptr<service::postgres_watch> watch;                // PostgreSQL only; its own thread
+    std::unique_ptr<store::postgres_watch> watch;                  // PostgreSQL only; its own thread
     std::vector<std::unique_ptr<service::user_repository>> repos;  // one per DB-queue slot
     service::user_cache cache;
     service::db_queue db;
     service::user_service users;
-    http::rate_limiter limiter;
-    std::unique_ptr<http::shared_rate_limiter>
+    limit::local_rate_limiter limiter;
+    std::unique_ptr<limit::redis_rate_limiter>
         shared_limiter;  // --rate-limit-store; its clients live on the I/O threads
     core::client_resolver resolver;
     http::handler handler;
@@ -411,7 +411,7 @@ server::~server() = default;
 
 void server::start() {
     auto& m = *impl_;
-    if (auto* pg = dynamic_cast<service::postgres_user_repository*>(m.repos.front().get())) pg->migrate();
+    if (auto* pg = dynamic_cast<store::postgres_user_repository*>(m.repos.front().get())) pg->migrate();
     service::seed_users(*m.repos.front(), m.cfg.seed_users);
     m.connection_limit = fit_descriptor_limit(m.cfg.max_connections);
     const tcp::endpoint ep(asio::ip::make_address(m.cfg.address), m.cfg.port);

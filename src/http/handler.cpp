@@ -89,9 +89,9 @@ bool is_standard_method(bhttp::verb v) {
 
 }  // namespace
 
-handler::handler(const config::settings& cfg, service::user_service& users, rate_limiter* limiter,
+handler::handler(const config::settings& cfg, service::user_service& users, limit::local_rate_limiter* limiter,
                  const core::client_resolver& clients, metrics& stats, server_state& state, instance_info instance,
-                 shared_rate_limiter* shared)
+                 limit::redis_rate_limiter* shared)
     : limiter_(limiter),
       shared_(limiter ? shared : nullptr),
       clients_(clients),
@@ -171,7 +171,7 @@ handler::at_once handler::render_cached_user(exchange& x, std::int64_t id, const
         x.client = clients_.resolve(x.peer, joined_field(x.req, "X-Forwarded-For"));
         const auto s = limiter_->acquire(*x.client);
         if (!s.allowed) {  // the 429, the ordinary way
-            apply(x, rate_decision{s});
+            apply(x, limit::rate_decision{s});
             finish(x);
             return {at_once::message, std::move(x.res), {}};
         }
@@ -208,7 +208,7 @@ handler::at_once handler::render_cached_user(exchange& x, std::int64_t id, const
 bool handler::admit_locally(exchange& x) {
     if (!x.match.limited || !limiter_) return true;
     x.client = clients_.resolve(x.peer, joined_field(x.req, "X-Forwarded-For"));
-    return apply(x, rate_decision{limiter_->acquire(*x.client)});
+    return apply(x, limit::rate_decision{limiter_->acquire(*x.client)});
 }
 
 asio::awaitable<bool> handler::admit(exchange& x) {
@@ -222,7 +222,7 @@ asio::awaitable<bool> handler::admit(exchange& x) {
 }
 
 // Sets the RateLimit headers, and the 429 (or 503) when the request may not proceed.
-bool handler::apply(exchange& x, const rate_decision& d) {
+bool handler::apply(exchange& x, const limit::rate_decision& d) {
     auto& res = x.res;
     if (d.unavailable) {
         res.set(field::retry_after, "1");
@@ -230,13 +230,14 @@ bool handler::apply(exchange& x, const rate_decision& d) {
         return false;
     }
     const auto& s = d.state;
-    rate_limit_fields(limiter_->policy(), s, [&](std::string_view name, std::string_view value) { res.set(name, value); });
+    rate_limit_fields(limiter_->policy(), s,
+                      [&](std::string_view name, std::string_view value) { res.set(name, value); });
     if (s.allowed) return true;
     stats_.rate_limited();
     res.set(field::retry_after, std::to_string(s.retry_after_seconds));
     set_problem(res, 429,
-                "rate limit exceeded: " + std::to_string(static_cast<long long>(limiter_->policy().capacity)) + " requests per window; retry in " +
-                    std::to_string(s.retry_after_seconds) + " s");
+                "rate limit exceeded: " + std::to_string(static_cast<long long>(limiter_->policy().capacity)) +
+                    " requests per window; retry in " + std::to_string(s.retry_after_seconds) + " s");
     return false;
 }
 

@@ -1,11 +1,11 @@
-#include "userapi/http/rate_limiter.hpp"
+#include "userapi/limit/local_rate_limiter.hpp"
 
-namespace userapi::http {
+namespace userapi::limit {
 
-rate_limiter::rate_limiter(const core::clock& clock, core::bucket_policy policy, std::size_t max_clients)
+local_rate_limiter::local_rate_limiter(const core::clock& clock, core::bucket_policy policy, std::size_t max_clients)
     : clock_(clock), policy_(policy), per_shard_(std::max<std::size_t>(1, (max_clients + kShards - 1) / kShards)) {}
 
-core::bucket_state rate_limiter::acquire(const core::ip_address& client) {
+core::bucket_state local_rate_limiter::acquire(const core::ip_address& client) {
     const auto now = clock_.now();
     shard& s = shards_[core::ip_address_hash{}(client) % kShards];
     std::lock_guard lock(s.mu);
@@ -24,7 +24,7 @@ core::bucket_state rate_limiter::acquire(const core::ip_address& client) {
 }
 
 // Drops one bucket that is full again, looking from the least recently used end.
-bool rate_limiter::make_room(shard& s, core::steady_time now) {
+bool local_rate_limiter::make_room(shard& s, core::steady_time now) {
     std::size_t looked = 0;
     for (auto it = s.lru.end(); it != s.lru.begin() && looked < kEvictionScan; ++looked) {
         --it;
@@ -37,7 +37,7 @@ bool rate_limiter::make_room(shard& s, core::steady_time now) {
     return false;
 }
 
-std::size_t rate_limiter::reclaim_idle() {
+std::size_t local_rate_limiter::reclaim_idle() {
     const auto now = clock_.now();
     std::size_t removed = 0;
     for (auto& s : shards_) {
@@ -55,7 +55,7 @@ std::size_t rate_limiter::reclaim_idle() {
     return removed;
 }
 
-std::size_t rate_limiter::size() const {
+std::size_t local_rate_limiter::size() const {
     std::size_t n = 0;
     for (const auto& s : shards_) {
         std::lock_guard lock(s.mu);
@@ -64,4 +64,4 @@ std::size_t rate_limiter::size() const {
     return n;
 }
 
-}  // namespace userapi::http
+}  // namespace userapi::limit

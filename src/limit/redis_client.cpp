@@ -1,13 +1,14 @@
-#include "userapi/http/redis_client.hpp"
+#include "userapi/limit/redis_client.hpp"
 
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
 #include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
 
 #include "userapi/log/log.hpp"
 
-namespace userapi::http {
+namespace userapi::limit {
 
 namespace asio = boost::asio;
 
@@ -217,4 +218,4 @@ bool redis_client::eval(const std::vector<std::string_view>& keys, const std::ve
     return true;
 }
 
-}  // namespace userapi::http
+}  // namespace userapi::limit

@@ -1,4 +1,4 @@
-#include "userapi/http/shared_rate_limiter.hpp"
+#include "userapi/limit/redis_rate_limiter.hpp"
 
 #include <hiredis/hiredis.h>
 
@@ -10,7 +10,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-namespace userapi::http {
+namespace userapi::limit {
 
 namespace asio = boost::asio;
 
@@ -29,7 +29,7 @@ std::string number(double v) {
 // A batch of decisions, one per key, in order (a client twice in a batch is decided twice, the
 // second seeing the first). Per key, one string "tokens timestamp", expiring when the bucket is
 // full again. Redis runs the whole script atomically, with its own clock.
-const char* shared_rate_limiter::script() {
+const char* redis_rate_limiter::script() {
     return R"lua(
 local cap, rate = tonumber(ARGV[1]), tonumber(ARGV[2])
 local t = redis.call('TIME')
@@ -63,7 +63,7 @@ return out
 }
 
 // A decision in flight: who asked, until when the answer is useful, and the coroutine waiting.
-struct shared_rate_limiter::pending {
+struct redis_rate_limiter::pending {
     // Constructed in place: Boost 1.81's any_completion_handler move-assignment recurses forever.
     explicit pending(boost::asio::any_completion_handler<void(rate_decision)> r) : resume(std::move(r)) {}
     boost::asio::any_completion_handler<void(rate_decision)> resume;  // empty once answered
@@ -75,10 +75,10 @@ struct shared_rate_limiter::pending {
 };
 
 // One I/O thread's connection and its decisions in flight, used only on that thread.
-struct shared_rate_limiter::connection {
-    connection(shared_rate_limiter& o, asio::io_context& i, const redis_target& t, bool pipelining)
+struct redis_rate_limiter::connection {
+    connection(redis_rate_limiter& o, asio::io_context& i, const redis_target& t, bool pipelining)
         : owner(o), ioc(i), deadlines(i), redis(i, t, script(), on_reply, pipelining ? 0 : 1) {}
-    shared_rate_limiter& owner;
+    redis_rate_limiter& owner;
     asio::io_context& ioc;
     std::deque<pending> in_flight;  // by sequence number: front() is first_seq
     std::uint64_t first_seq = 0;
@@ -90,11 +90,11 @@ struct shared_rate_limiter::connection {
     redis_client redis;  // last: destroyed first, its final callbacks still find the queue
 };
 
-shared_rate_limiter::shared_rate_limiter(const std::vector<asio::io_context*>& iocs, redis_target target,
-                                         core::bucket_policy policy, const core::clock& clock,
-                                         std::chrono::milliseconds timeout, store_fallback fallback,
-                                         rate_limiter& local, std::size_t max_denials, bool pipelining,
-                                         bool denial_cache)
+redis_rate_limiter::redis_rate_limiter(const std::vector<asio::io_context*>& iocs, redis_target target,
+                                       core::bucket_policy policy, const core::clock& clock,
+                                       std::chrono::milliseconds timeout, store_fallback fallback,
+                                       local_rate_limiter& local, std::size_t max_denials, bool pipelining,
+                                       bool denial_cache)
     : policy_(policy),
       clock_(clock),
       timeout_(timeout),
@@ -106,32 +106,32 @@ shared_rate_limiter::shared_rate_limiter(const std::vector<asio::io_context*>& i
     for (auto* ioc : iocs) connections_.push_back(std::make_unique<connection>(*this, *ioc, target, pipelining));
 }
 
-shared_rate_limiter::~shared_rate_limiter() = default;
+redis_rate_limiter::~redis_rate_limiter() = default;
 
-void shared_rate_limiter::start() {
+void redis_rate_limiter::start() {
     for (auto& c : connections_) c->redis.start();
 }
 
-bool shared_rate_limiter::healthy() const {
+bool redis_rate_limiter::healthy() const {
     for (const auto& c : connections_)
         if (!c->redis.ready()) return false;
     return !connections_.empty();
 }
 
-std::uint64_t shared_rate_limiter::reconnects() const {
+std::uint64_t redis_rate_limiter::reconnects() const {
     std::uint64_t n = 0;
     for (const auto& c : connections_) n += c->redis.reconnects();
     return n;
 }
 
-shared_rate_limiter::connection& shared_rate_limiter::connection_for(asio::io_context& ioc) {
+redis_rate_limiter::connection& redis_rate_limiter::connection_for(asio::io_context& ioc) {
     for (auto& c : connections_)
         if (&c->ioc == &ioc) return *c;
     return *connections_.front();  // not an I/O thread's context: tests only
 }
 
-std::optional<core::bucket_state> shared_rate_limiter::remembered_denial(const core::ip_address& client,
-                                                                         core::steady_time now) {
+std::optional<core::bucket_state> redis_rate_limiter::remembered_denial(const core::ip_address& client,
+                                                                        core::steady_time now) {
     auto& s = denials_[core::ip_address_hash{}(client) % kShards];
     std::lock_guard lock(s.mu);
     const auto it = s.denied.find(client);
@@ -146,7 +146,7 @@ std::optional<core::bucket_state> shared_rate_limiter::remembered_denial(const c
     return core::state_of(policy_, tokens, false);
 }
 
-void shared_rate_limiter::remember_denial(const core::ip_address& client, double tokens, core::steady_time now) {
+void redis_rate_limiter::remember_denial(const core::ip_address& client, double tokens, core::steady_time now) {
     auto& s = denials_[core::ip_address_hash{}(client) % kShards];
     std::lock_guard lock(s.mu);
     if (s.denied.size() >= max_denials_per_shard_) {
@@ -164,7 +164,7 @@ void shared_rate_limiter::remember_denial(const core::ip_address& client, double
     s.denied[client] = {tokens, now};
 }
 
-rate_decision shared_rate_limiter::fall_back(const core::ip_address& client) {
+rate_decision redis_rate_limiter::fall_back(const core::ip_address& client) {
     errors_.fetch_add(1, std::memory_order_relaxed);
     switch (fallback_) {
         case store_fallback::local:
@@ -177,7 +177,7 @@ rate_decision shared_rate_limiter::fall_back(const core::ip_address& client) {
     return {core::state_of(policy_, 0, false), true};
 }
 
-asio::awaitable<rate_decision> shared_rate_limiter::acquire(const core::ip_address& client) {
+asio::awaitable<rate_decision> redis_rate_limiter::acquire(const core::ip_address& client) {
     const auto now = clock_.now();
     if (auto d = denial_cache_ ? remembered_denial(client, now) : std::nullopt) {
         cached_denials_.fetch_add(1, std::memory_order_relaxed);
@@ -209,7 +209,7 @@ asio::awaitable<rate_decision> shared_rate_limiter::acquire(const core::ip_addre
         asio::use_awaitable);
 }
 
-void shared_rate_limiter::send(connection& c, batch b, bool inline_script) {
+void redis_rate_limiter::send(connection& c, batch b, bool inline_script) {
     c.keys.clear();
     for (std::size_t i = 0; i < b.count; ++i) {
         const auto& p = c.in_flight[b.first + i - c.first_seq];
@@ -227,7 +227,7 @@ void shared_rate_limiter::send(connection& c, batch b, bool inline_script) {
 }
 
 // Answers `p` (once) on its connection's thread, outside whatever called this.
-void shared_rate_limiter::finish(connection& c, pending& p, const rate_decision& d) {
+void redis_rate_limiter::finish(connection& c, pending& p, const rate_decision& d) {
     if (!p.resume) return;
     auto resume = std::move(p.resume);
     p.resume = nullptr;
@@ -236,7 +236,7 @@ void shared_rate_limiter::finish(connection& c, pending& p, const rate_decision&
 
 // Drops answered decisions from the front, unless Redis still owes them a reply (the reply
 // must find its entry) or they are yet to be sent.
-void shared_rate_limiter::trim(connection& c) {
+void redis_rate_limiter::trim(connection& c) {
     auto owed = [&c](std::uint64_t seq) {
         if (c.unsent.count && seq >= c.unsent.first) return true;
         return std::any_of(c.reply_order.begin(), c.reply_order.end(),
@@ -250,7 +250,7 @@ void shared_rate_limiter::trim(connection& c) {
 
 // Redis answers in the order it was asked: the reply is for reply_order's front batch, two
 // elements per decision.
-void shared_rate_limiter::on_reply(const redisReply* r, void* privdata) {
+void redis_rate_limiter::on_reply(const redisReply* r, void* privdata) {
     auto& c = *static_cast<connection*>(privdata);
     auto& self = c.owner;
     if (c.reply_order.empty()) return;
@@ -280,7 +280,7 @@ void shared_rate_limiter::on_reply(const redisReply* r, void* privdata) {
 
 // One timer per connection, for the oldest decision still unanswered: past its deadline the
 // fallback answers it (and every later one that is due).
-void shared_rate_limiter::arm_deadline(connection& c) {
+void redis_rate_limiter::arm_deadline(connection& c) {
     if (c.deadline_armed) return;
     for (auto& p : c.in_flight) {
         if (!p.resume) continue;
@@ -300,4 +300,4 @@ void shared_rate_limiter::arm_deadline(connection& c) {
     }
 }
 
-}  // namespace userapi::http
+}  // namespace userapi::limit

@@ -1,4 +1,4 @@
-#include "userapi/service/postgres_user_repository.hpp"
+#include "userapi/store/postgres_user_repository.hpp"
 
 #include "userapi/core/redact.hpp"
 
@@ -7,7 +7,7 @@
 #include <thread>
 #include <utility>
 
-namespace userapi::service {
+namespace userapi::store {
 namespace {
 
 constexpr long long kSchemaLock = 0x75736572617069;  // "userapi": the advisory lock of schema and seeding
@@ -49,12 +49,12 @@ constexpr const char* kSchemaV1 =
 // A unique violation: the email belongs to another user.
 struct email_taken {};
 
-user read_user(PGresult* r, int row) {
-    return user{std::stoll(PQgetvalue(r, row, 0)), PQgetvalue(r, row, 1), PQgetvalue(r, row, 2),
-                std::stoll(PQgetvalue(r, row, 3))};
+service::user read_user(PGresult* r, int row) {
+    return service::user{std::stoll(PQgetvalue(r, row, 0)), PQgetvalue(r, row, 1), PQgetvalue(r, row, 2),
+                         std::stoll(PQgetvalue(r, row, 3))};
 }
 
-std::string versions_array(const precondition& pre) {
+std::string versions_array(const service::precondition& pre) {
     std::string a = "{";
     for (auto v : pre.versions) a += (a.size() > 1 ? "," : "") + std::to_string(v);
     return a + "}";
@@ -82,7 +82,7 @@ postgres_user_repository::postgres_user_repository(std::string conninfo, std::ch
         try {
             connect();
             return;
-        } catch (const storage_error&) {
+        } catch (const service::storage_error&) {
             if (std::chrono::steady_clock::now() + std::chrono::milliseconds(200) >= deadline) throw;
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(200));  // start-up only, before any serving
@@ -106,7 +106,7 @@ void postgres_user_repository::fail(const std::string& what) {
         if (on_pid_ && pid_) on_pid_(pid_, 0);
         pid_ = 0;
     }
-    throw storage_error(msg);
+    throw service::storage_error(msg);
 }
 
 void postgres_user_repository::connect() {
@@ -117,7 +117,7 @@ void postgres_user_repository::connect() {
         while (!err.empty() && (err.back() == '\n' || err.back() == ' ')) err.pop_back();
         PQfinish(conn_);
         conn_ = nullptr;
-        throw storage_error(redacted(conninfo_) + ": cannot connect: " + err);
+        throw service::storage_error(redacted(conninfo_) + ": cannot connect: " + err);
     }
     for (const auto& [name, sql] : kStatements) {
         result r(PQprepare(conn_, name, sql, 0, nullptr));
@@ -134,10 +134,11 @@ void postgres_user_repository::connect() {
 void postgres_user_repository::ensure_connected() {
     if (conn_ && PQstatus(conn_) == CONNECTION_OK) return;
     const auto now = std::chrono::steady_clock::now();
-    if (now < next_attempt_) throw storage_error(redacted(conninfo_) + ": the database is unreachable; retrying");
+    if (now < next_attempt_)
+        throw service::storage_error(redacted(conninfo_) + ": the database is unreachable; retrying");
     try {
         connect();
-    } catch (const storage_error&) {
+    } catch (const service::storage_error&) {
         next_attempt_ = now + backoff_;
         backoff_ = std::min(backoff_ * 2, std::chrono::milliseconds(5000));
         throw;
@@ -175,8 +176,9 @@ void postgres_user_repository::migrate() {
         if (std::string_view(has.value(0, 0)) == "t")
             version = std::stoi(exec("SELECT max(version) FROM userapi_schema").value(0, 0));
         if (version > kSchemaVersion)
-            throw storage_error(redacted(conninfo_) + ": schema version " + std::to_string(version) +
-                                " is newer than this userapi supports (" + std::to_string(kSchemaVersion) + ")");
+            throw service::storage_error(redacted(conninfo_) + ": schema version " + std::to_string(version) +
+                                         " is newer than this userapi supports (" + std::to_string(kSchemaVersion) +
+                                         ")");
         if (version == 0) {
             exec("BEGIN");
             exec(kSchemaV1);
@@ -191,49 +193,50 @@ void postgres_user_repository::migrate() {
     connect();  // prepare every statement, now that the tables exist
 }
 
-std::optional<user> postgres_user_repository::find(std::int64_t id) {
+std::optional<service::user> postgres_user_repository::find(std::int64_t id) {
     const auto key = std::to_string(id);
     auto r = run("find", {key.c_str()});
     if (r.rows() == 0) return std::nullopt;
     return read_user(r.r, 0);
 }
 
-write_result postgres_user_repository::create(const new_user& u) {
+service::write_result postgres_user_repository::create(const service::new_user& u) {
     try {
         auto r = run("create", {u.name.c_str(), u.email.c_str()});
-        return {write_status::done, read_user(r.r, 0)};
+        return {service::write_status::done, read_user(r.r, 0)};
     } catch (const email_taken&) {
-        return {write_status::email_taken, {}};
+        return {service::write_status::email_taken, {}};
     }
 }
 
-write_result postgres_user_repository::update(std::int64_t id, const user_patch& patch, const precondition& pre) {
+service::write_result postgres_user_repository::update(std::int64_t id, const service::user_patch& patch,
+                                                       const service::precondition& pre) {
     const auto key = std::to_string(id);
     const auto versions = versions_array(pre);
     try {
         auto r =
             run("update", {key.c_str(), patch.name ? patch.name->c_str() : nullptr,
                            patch.email ? patch.email->c_str() : nullptr, pre.any ? "true" : "false", versions.c_str()});
-        if (r.rows() == 1) return {write_status::done, read_user(r.r, 0)};
+        if (r.rows() == 1) return {service::write_status::done, read_user(r.r, 0)};
     } catch (const email_taken&) {
-        return {write_status::email_taken, {}};
+        return {service::write_status::email_taken, {}};
     }
     // Nothing was written: only say why.
-    return {find(id) ? write_status::precondition_failed : write_status::not_found, {}};
+    return {find(id) ? service::write_status::precondition_failed : service::write_status::not_found, {}};
 }
 
-write_status postgres_user_repository::remove(std::int64_t id, const precondition& pre) {
+service::write_status postgres_user_repository::remove(std::int64_t id, const service::precondition& pre) {
     const auto key = std::to_string(id);
     const auto versions = versions_array(pre);
     if (run("remove", {key.c_str(), pre.any ? "true" : "false", versions.c_str()}).rows() == 1)
-        return write_status::done;
-    return find(id) ? write_status::precondition_failed : write_status::not_found;
+        return service::write_status::done;
+    return find(id) ? service::write_status::precondition_failed : service::write_status::not_found;
 }
 
-std::vector<user> postgres_user_repository::list(std::int64_t after, std::size_t limit) {
+std::vector<service::user> postgres_user_repository::list(std::int64_t after, std::size_t limit) {
     const auto a = std::to_string(after), l = std::to_string(limit);
     auto r = run("list", {a.c_str(), l.c_str()});
-    std::vector<user> out;
+    std::vector<service::user> out;
     for (int i = 0; i < r.rows(); ++i) out.push_back(read_user(r.r, i));
     return out;
 }
@@ -250,7 +253,7 @@ void postgres_user_repository::seed(std::int64_t n) {
     exec("BEGIN");
     try {
         exec("SELECT pg_advisory_xact_lock(" + std::to_string(kSchemaLock) + ")");
-        if (std::string_view(exec("SELECT count(*) FROM users").value(0, 0)) == "0") user_repository::seed(n);
+        if (std::string_view(exec("SELECT count(*) FROM users").value(0, 0)) == "0") service::user_repository::seed(n);
         exec("COMMIT");
     } catch (...) {
         if (conn_) PQclear(PQexec(conn_, "ROLLBACK"));
@@ -260,4 +263,4 @@ void postgres_user_repository::seed(std::int64_t n) {
 
 void postgres_user_repository::announce_clear() { run("clear", {}); }
 
-}  // namespace userapi::service
+}  // namespace userapi::store

@@ -1,4 +1,4 @@
-#include "userapi/service/postgres_watch.hpp"
+#include "userapi/store/postgres_watch.hpp"
 
 #include <libpq-fe.h>
 #include <unistd.h>
@@ -14,9 +14,9 @@
 #include <charconv>
 
 #include "userapi/log/log.hpp"
-#include "userapi/service/postgres_user_repository.hpp"
+#include "userapi/store/postgres_user_repository.hpp"
 
-namespace userapi::service {
+namespace userapi::store {
 
 namespace asio = boost::asio;
 using namespace asio::experimental::awaitable_operators;
@@ -186,4 +186,4 @@ void postgres_watch::impl::notified(const PGnotify& n) {
     if (ec == std::errc{} && end == what.data() + what.size() && on.changed) on.changed(id);
 }
 
-}  // namespace userapi::service
+}  // namespace userapi::store

@@ -1,10 +1,10 @@
-#include "userapi/service/sqlite_user_repository.hpp"
+#include "userapi/store/sqlite_user_repository.hpp"
 
 #include <sqlite3.h>
 
 #include <filesystem>
 
-namespace userapi::service {
+namespace userapi::store {
 namespace {
 
 // Resets a statement when a call leaves, whatever path it leaves by.
@@ -42,9 +42,9 @@ constexpr const char* kDelete =
     "DELETE FROM users WHERE id = ?1 AND (?2 OR version IN (SELECT value FROM json_each(?3)))";
 constexpr const char* kList = "SELECT id, name, email, version FROM users WHERE id > ? ORDER BY id LIMIT ?";
 
-user read_user(sqlite3_stmt* s) {
-    return user{sqlite3_column_int64(s, 0), reinterpret_cast<const char*>(sqlite3_column_text(s, 1)),
-                reinterpret_cast<const char*>(sqlite3_column_text(s, 2)), sqlite3_column_int64(s, 3)};
+service::user read_user(sqlite3_stmt* s) {
+    return service::user{sqlite3_column_int64(s, 0), reinterpret_cast<const char*>(sqlite3_column_text(s, 1)),
+                         reinterpret_cast<const char*>(sqlite3_column_text(s, 2)), sqlite3_column_int64(s, 3)};
 }
 
 void bind_text(sqlite3_stmt* s, int i, const std::optional<std::string>& v) {
@@ -54,8 +54,8 @@ void bind_text(sqlite3_stmt* s, int i, const std::optional<std::string>& v) {
         sqlite3_bind_null(s, i);
 }
 
-// The precondition as (?any, ?versions): 1 and "[]", or 0 and "[3,4]".
-void bind_precondition(sqlite3_stmt* s, int first, const precondition& pre) {
+// The service::precondition as (?any, ?versions): 1 and "[]", or 0 and "[3,4]".
+void bind_precondition(sqlite3_stmt* s, int first, const service::precondition& pre) {
     sqlite3_bind_int(s, first, pre.any ? 1 : 0);
     std::string list = "[";
     for (auto v : pre.versions) list += (list.size() > 1 ? "," : "") + std::to_string(v);
@@ -70,7 +70,7 @@ sqlite_user_repository::sqlite_user_repository(const std::string& path) : path_(
         const auto dir = std::filesystem::path(path).parent_path();
         std::error_code ec;
         if (!dir.empty()) std::filesystem::create_directories(dir, ec);
-        if (ec) throw storage_error(path + ": cannot create folder " + dir.string() + ": " + ec.message());
+        if (ec) throw service::storage_error(path + ": cannot create folder " + dir.string() + ": " + ec.message());
     }
     try {
         if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
@@ -106,7 +106,7 @@ sqlite_user_repository::~sqlite_user_repository() {
 void sqlite_user_repository::fail(const std::string& what) {
     std::string msg = path_ + ": " + what;
     if (db_ && sqlite3_errcode(db_) != SQLITE_OK) msg += std::string(": ") + sqlite3_errmsg(db_);
-    throw storage_error(msg);
+    throw service::storage_error(msg);
 }
 
 sqlite3_stmt* sqlite_user_repository::prepare(const char* sql) {
@@ -120,7 +120,7 @@ void sqlite_user_repository::exec(const char* sql) {
     if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
         const std::string msg = err ? err : "error";
         sqlite3_free(err);
-        throw storage_error(path_ + ": " + msg);
+        throw service::storage_error(path_ + ": " + msg);
     }
 }
 
@@ -157,32 +157,33 @@ void sqlite_user_repository::migrate() {
     migrate_step(1, kMigrateV1toV2);
 }
 
-std::optional<user> sqlite_user_repository::find(std::int64_t id) {
+std::optional<service::user> sqlite_user_repository::find(std::int64_t id) {
     statement_reset reset{find_};
     sqlite3_bind_int64(find_, 1, id);
     const int rc = sqlite3_step(find_);
     if (rc == SQLITE_DONE) return std::nullopt;
-    if (rc != SQLITE_ROW) throw storage_error(path_ + ": read failed: " + sqlite3_errmsg(db_));
+    if (rc != SQLITE_ROW) throw service::storage_error(path_ + ": read failed: " + sqlite3_errmsg(db_));
     return read_user(find_);
 }
 
-write_result sqlite_user_repository::create(const new_user& u) {
+service::write_result sqlite_user_repository::create(const service::new_user& u) {
     statement_reset reset{insert_};
     sqlite3_bind_text(insert_, 1, u.name.data(), static_cast<int>(u.name.size()), SQLITE_TRANSIENT);
     sqlite3_bind_text(insert_, 2, u.email.data(), static_cast<int>(u.email.size()), SQLITE_TRANSIENT);
     const int rc = sqlite3_step(insert_);
-    if (rc == SQLITE_CONSTRAINT_UNIQUE) return {write_status::email_taken, {}};
+    if (rc == SQLITE_CONSTRAINT_UNIQUE) return {service::write_status::email_taken, {}};
     // SQLITE_DONE in autocommit mode: committed and, with synchronous=FULL, on disk.
-    if (rc != SQLITE_DONE) throw storage_error(path_ + ": write failed: " + sqlite3_errmsg(db_));
-    return {write_status::done, user{sqlite3_last_insert_rowid(db_), u.name, u.email, 1}};
+    if (rc != SQLITE_DONE) throw service::storage_error(path_ + ": write failed: " + sqlite3_errmsg(db_));
+    return {service::write_status::done, service::user{sqlite3_last_insert_rowid(db_), u.name, u.email, 1}};
 }
 
-write_status sqlite_user_repository::missing_or_mismatch(std::int64_t id) {
-    return find(id) ? write_status::precondition_failed : write_status::not_found;
+service::write_status sqlite_user_repository::missing_or_mismatch(std::int64_t id) {
+    return find(id) ? service::write_status::precondition_failed : service::write_status::not_found;
 }
 
-write_result sqlite_user_repository::update(std::int64_t id, const user_patch& patch, const precondition& pre) {
-    std::optional<user> stored;
+service::write_result sqlite_user_repository::update(std::int64_t id, const service::user_patch& patch,
+                                                     const service::precondition& pre) {
+    std::optional<service::user> stored;
     {
         statement_reset reset{update_};
         bind_text(update_, 1, patch.name);
@@ -190,36 +191,37 @@ write_result sqlite_user_repository::update(std::int64_t id, const user_patch& p
         sqlite3_bind_int64(update_, 3, id);
         bind_precondition(update_, 4, pre);
         int rc = sqlite3_step(update_);
-        if (rc == SQLITE_CONSTRAINT_UNIQUE) return {write_status::email_taken, {}};
+        if (rc == SQLITE_CONSTRAINT_UNIQUE) return {service::write_status::email_taken, {}};
         if (rc == SQLITE_ROW) {
             stored = read_user(update_);
             rc = sqlite3_step(update_);  // to SQLITE_DONE: the statement, and so the commit, is complete
         }
-        if (rc != SQLITE_DONE) throw storage_error(path_ + ": write failed: " + sqlite3_errmsg(db_));
+        if (rc != SQLITE_DONE) throw service::storage_error(path_ + ": write failed: " + sqlite3_errmsg(db_));
     }
-    if (stored) return {write_status::done, std::move(*stored)};
+    if (stored) return {service::write_status::done, std::move(*stored)};
     return {missing_or_mismatch(id), {}};  // nothing was written: only say why
 }
 
-write_status sqlite_user_repository::remove(std::int64_t id, const precondition& pre) {
+service::write_status sqlite_user_repository::remove(std::int64_t id, const service::precondition& pre) {
     {
         statement_reset reset{delete_};
         sqlite3_bind_int64(delete_, 1, id);
         bind_precondition(delete_, 2, pre);
-        if (sqlite3_step(delete_) != SQLITE_DONE) throw storage_error(path_ + ": write failed: " + sqlite3_errmsg(db_));
-        if (sqlite3_changes(db_) == 1) return write_status::done;
+        if (sqlite3_step(delete_) != SQLITE_DONE)
+            throw service::storage_error(path_ + ": write failed: " + sqlite3_errmsg(db_));
+        if (sqlite3_changes(db_) == 1) return service::write_status::done;
     }
     return missing_or_mismatch(id);
 }
 
-std::vector<user> sqlite_user_repository::list(std::int64_t after, std::size_t limit) {
+std::vector<service::user> sqlite_user_repository::list(std::int64_t after, std::size_t limit) {
     statement_reset reset{list_};
     sqlite3_bind_int64(list_, 1, after);
     sqlite3_bind_int64(list_, 2, static_cast<sqlite3_int64>(limit));
-    std::vector<user> out;
+    std::vector<service::user> out;
     int rc;
     while ((rc = sqlite3_step(list_)) == SQLITE_ROW) out.push_back(read_user(list_));
-    if (rc != SQLITE_DONE) throw storage_error(path_ + ": read failed: " + sqlite3_errmsg(db_));
+    if (rc != SQLITE_DONE) throw service::storage_error(path_ + ": read failed: " + sqlite3_errmsg(db_));
     return out;
 }
 
@@ -230,7 +232,7 @@ std::size_t sqlite_user_repository::size() {
 void sqlite_user_repository::seed(std::int64_t n) {
     exec("BEGIN IMMEDIATE");
     try {
-        user_repository::seed(n);
+        service::user_repository::seed(n);
         exec("COMMIT");
     } catch (...) {
         sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
@@ -238,4 +240,4 @@ void sqlite_user_repository::seed(std::int64_t n) {
     }
 }
 
-}  // namespace userapi::service
+}  // namespace userapi::store

@@ -18,7 +18,7 @@
 #include "userapi/http/handler.hpp"
 #include "userapi/http/session.hpp"
 #include "userapi/log/log.hpp"
-#include "userapi/service/memory_user_repository.hpp"
+#include "userapi/store/memory_user_repository.hpp"
 
 namespace {
 
@@ -40,11 +40,11 @@ struct harness {
     config::settings cfg;
     core::manual_clock clock;
     asio::io_context ioc;
-    service::memory_user_repository repo;
+    store::memory_user_repository repo;
     service::user_cache cache{clock, 64, 60s};
     service::db_queue db{ioc, clock, 0ms, 16};
     service::user_service users{cache, db, repo, clock, 1s};
-    http::rate_limiter limiter{clock, {5, 1.0}, 64};
+    limit::local_rate_limiter limiter{clock, {5, 1.0}, 64};
     core::client_resolver resolver{{*core::parse_cidr("127.0.0.0/8")}, 64};  // so X-Forwarded-For is parsed
     http::metrics stats;
     http::server_state state;
@@ -75,8 +75,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     asio::local::connect_pair(client_end, server_end);
     const std::string input(reinterpret_cast<const char*>(data), size);
     std::string output;
-    http::spawn_session(std::move(server_end), *core::parse_ip("127.0.0.1"), h->handler, h->cfg,
-                        h->state);
+    http::spawn_session(std::move(server_end), *core::parse_ip("127.0.0.1"), h->handler, h->cfg, h->state);
     asio::co_spawn(h->ioc, client(client_end, input, output), asio::detached);
     h->ioc.restart();
     h->ioc.run();

@@ -64,14 +64,15 @@ protected:
     service::user_cache cache{clock, 100, 60s};
     service::db_queue queue{ioc, clock, 0ms, 100};
     service::user_service users{cache, queue, repo, clock};
-    http::rate_limiter generous{clock, {1000, 1000}, 1000};
-    http::rate_limiter strict{clock, {5, 10.0 / 60}, 1000};  // the contract's defaults
+    limit::local_rate_limiter generous{clock, {1000, 1000}, 1000};
+    limit::local_rate_limiter strict{clock, {5, 10.0 / 60}, 1000};  // the contract's defaults
     core::client_resolver resolver{{}, 64};
     http::metrics stats;
     http::server_state state;
     const std::string name = "test-instance";
     http::instance_info instance{name, "sqlite", "local", {}};
-    std::unique_ptr<http::handler> h = std::make_unique<http::handler>(cfg, users, &generous, resolver, stats, state, instance);
+    std::unique_ptr<http::handler> h =
+        std::make_unique<http::handler>(cfg, users, &generous, resolver, stats, state, instance);
     core::ip_address peer = *core::parse_ip("127.0.0.1");
 };
 

@@ -1,4 +1,4 @@
-#include "userapi/http/rate_limiter.hpp"
+#include "userapi/limit/local_rate_limiter.hpp"
 
 #include <gtest/gtest.h>
 
@@ -10,7 +10,7 @@ namespace {
 core::ip_address ip(const char* s) { return *core::parse_ip(s); }
 
 // How many of `n` quick requests from `client` pass.
-int allowed(http::rate_limiter& l, const core::ip_address& client, int n) {
+int allowed(limit::local_rate_limiter& l, const core::ip_address& client, int n) {
     int ok = 0;
     for (int i = 0; i < n; ++i) ok += l.acquire(client).allowed ? 1 : 0;
     return ok;
@@ -21,7 +21,7 @@ int allowed(http::rate_limiter& l, const core::ip_address& client, int n) {
 // Each client has its own bucket.
 TEST(RateLimiter, BucketPerClient) {
     core::manual_clock clock;
-    http::rate_limiter l(clock, {5, 10.0 / 60}, 1000);
+    limit::local_rate_limiter l(clock, {5, 10.0 / 60}, 1000);
     EXPECT_EQ(allowed(l, ip("192.0.2.1"), 10), 5);
     EXPECT_EQ(allowed(l, ip("192.0.2.2"), 10), 5);
     clock.advance(6s);
@@ -32,7 +32,7 @@ TEST(RateLimiter, BucketPerClient) {
 // The table never holds more than max_clients (rounded up per shard).
 TEST(RateLimiter, TableIsBounded) {
     core::manual_clock clock;
-    http::rate_limiter l(clock, {5, 10.0 / 60}, 160);
+    limit::local_rate_limiter l(clock, {5, 10.0 / 60}, 160);
     for (int i = 0; i < 5000; ++i) {
         core::ip_address a = ip("10.0.0.0");
         a.bytes[14] = static_cast<std::uint8_t>(i >> 8);
@@ -45,7 +45,7 @@ TEST(RateLimiter, TableIsBounded) {
 // Buckets that refilled completely are reclaimed; a client mid-way keeps its state.
 TEST(RateLimiter, ReclaimsIdleBuckets) {
     core::manual_clock clock;
-    http::rate_limiter l(clock, {5, 10.0 / 60}, 1000);
+    limit::local_rate_limiter l(clock, {5, 10.0 / 60}, 1000);
     allowed(l, ip("192.0.2.1"), 1);
     clock.advance(3s);
     allowed(l, ip("192.0.2.2"), 5);
@@ -59,7 +59,7 @@ TEST(RateLimiter, ReclaimsIdleBuckets) {
 // client landed in one shard and the table held a sixteenth of max_clients.
 TEST(RateLimiter, Ipv4ClientsSpreadOverTheWholeTable) {
     core::manual_clock clock;
-    http::rate_limiter l(clock, {5, 10.0 / 60}, 100000);
+    limit::local_rate_limiter l(clock, {5, 10.0 / 60}, 100000);
     core::ip_address a = ip("10.0.0.0");
     for (std::uint32_t i = 0; i < 50000; ++i) {
         a.bytes[13] = static_cast<std::uint8_t>(i >> 16);
@@ -86,7 +86,7 @@ core::ip_address nth(std::uint32_t i) {
 // its empty bucket out.
 TEST(RateLimiter, FloodOfNewcomersDoesNotRefillARefusedClient) {
     core::manual_clock clock;
-    http::rate_limiter l(clock, {5, 10.0 / 60}, 1000);
+    limit::local_rate_limiter l(clock, {5, 10.0 / 60}, 1000);
     const auto victim = ip("192.0.2.7");
     EXPECT_EQ(allowed(l, victim, 6), 5);
     for (std::uint32_t i = 0; i < 5000; ++i) l.acquire(nth(i));
@@ -98,7 +98,7 @@ TEST(RateLimiter, FloodOfNewcomersDoesNotRefillARefusedClient) {
 // them stays conservative. Once buckets refill, newcomers take their places again.
 TEST(RateLimiter, NewcomersShareAnOverflowBucketUntilBucketsRefill) {
     core::manual_clock clock;
-    http::rate_limiter l(clock, {5, 10.0 / 60}, 16);  // one bucket per shard
+    limit::local_rate_limiter l(clock, {5, 10.0 / 60}, 16);  // one bucket per shard
     for (std::uint32_t i = 0; i < 2000; ++i) l.acquire(nth(i));
     EXPECT_EQ(l.size(), 16u);
     int admitted = 0;

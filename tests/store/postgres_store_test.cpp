@@ -9,10 +9,11 @@
 
 #include "support/store_factories.hpp"
 #include "support/wait.hpp"
-#include "userapi/service/postgres_watch.hpp"
+#include "userapi/store/postgres_watch.hpp"
 
 using namespace std::chrono_literals;
 using namespace userapi::service;
+using namespace userapi::store;
 using userapi::testing::fresh_postgres_database;
 
 namespace {

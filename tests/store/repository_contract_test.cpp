@@ -8,6 +8,7 @@
 #include "support/store_factories.hpp"
 
 using namespace userapi::service;
+using namespace userapi::store;
 using userapi::testing::store_factory;
 
 namespace {

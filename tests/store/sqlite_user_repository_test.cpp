@@ -1,4 +1,4 @@
-#include "userapi/service/sqlite_user_repository.hpp"
+#include "userapi/store/sqlite_user_repository.hpp"
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
@@ -8,6 +8,7 @@
 #include <sstream>
 
 using namespace userapi::service;
+using namespace userapi::store;
 namespace fs = std::filesystem;
 
 namespace {

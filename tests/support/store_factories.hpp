@@ -17,9 +17,9 @@
 #include <string>
 #include <vector>
 
-#include "userapi/service/memory_user_repository.hpp"
-#include "userapi/service/postgres_user_repository.hpp"
-#include "userapi/service/sqlite_user_repository.hpp"
+#include "userapi/store/memory_user_repository.hpp"
+#include "userapi/store/postgres_user_repository.hpp"
+#include "userapi/store/sqlite_user_repository.hpp"
 
 namespace userapi::testing {
 
@@ -62,13 +62,13 @@ inline bool engines_required() {
 
 inline std::vector<store_factory> all_stores() {
     return {
-        {"memory", [] { return std::make_unique<service::memory_user_repository>(); }},
-        {"sqlite", [] { return std::make_unique<service::sqlite_user_repository>(":memory:"); }},
+        {"memory", [] { return std::make_unique<store::memory_user_repository>(); }},
+        {"sqlite", [] { return std::make_unique<store::sqlite_user_repository>(":memory:"); }},
         {"postgresql",
          []() -> std::unique_ptr<service::user_repository> {
              const auto uri = fresh_postgres_database();
              if (uri.empty()) return nullptr;
-             auto repo = std::make_unique<service::postgres_user_repository>(uri, std::chrono::seconds(5));
+             auto repo = std::make_unique<store::postgres_user_repository>(uri, std::chrono::seconds(5));
              repo->migrate();
              return repo;
          }},

@@ -5,7 +5,7 @@
 #include <atomic>
 #include <functional>
 
-#include "userapi/service/memory_user_repository.hpp"
+#include "userapi/store/memory_user_repository.hpp"
 
 namespace userapi::testing {
 
@@ -41,7 +41,7 @@ public:
     }
     std::size_t size() override { return inner.size(); }
 
-    service::memory_user_repository inner;
+    store::memory_user_repository inner;
     std::atomic<int> finds{0}, creates{0}, updates{0}, removes{0}, lists{0};
     std::atomic<bool> fail_finds{false}, fail_writes{false};
     std::function<void(std::int64_t)> on_find;  // runs inside find(), on the DB queue

@@ -14,10 +14,10 @@
 #include "userapi/http/instance_info.hpp"
 #include "userapi/http/metrics.hpp"
 #include "userapi/http/ops_endpoints.hpp"
-#include "userapi/http/rate_limiter.hpp"
 #include "userapi/http/request_handler.hpp"
-#include "userapi/http/shared_rate_limiter.hpp"
 #include "userapi/http/users_resource.hpp"
+#include "userapi/limit/local_rate_limiter.hpp"
+#include "userapi/limit/redis_rate_limiter.hpp"
 #include "userapi/service/user_service.hpp"
 
 namespace userapi::http {
@@ -26,9 +26,9 @@ class handler final : public request_handler {
 public:
     // `limiter` may be null: rate limiting off. `shared`, when set, decides instead of it (the
     // buckets in Redis), with `limiter` as its local fallback.
-    handler(const config::settings& cfg, service::user_service& users, rate_limiter* limiter,
+    handler(const config::settings& cfg, service::user_service& users, limit::local_rate_limiter* limiter,
             const core::client_resolver& clients, metrics& stats, server_state& state, instance_info instance,
-            shared_rate_limiter* shared = nullptr);
+            limit::redis_rate_limiter* shared = nullptr);
 
     // Never throws; every failure becomes a problem+json response.
     boost::asio::awaitable<response> handle(const request& req, request_info info) override;
@@ -44,7 +44,7 @@ private:
     // Charges the client one token on a limited route; false, with the 429 (or the store's
     // 503) set, when it may not proceed.
     boost::asio::awaitable<bool> admit(exchange& x);
-    bool apply(exchange& x, const rate_decision& d);
+    bool apply(exchange& x, const limit::rate_decision& d);
     bool admit_locally(exchange& x);
     // The commonest request of all, a cached user in HTTP/1.1, rendered straight into `head`.
     at_once render_cached_user(exchange& x, std::int64_t id, const service::user_cache::lookup& found,
@@ -53,8 +53,8 @@ private:
     boost::asio::awaitable<void> dispatch(exchange& x);
     void finish(exchange& x);
 
-    rate_limiter* limiter_;
-    shared_rate_limiter* shared_;
+    limit::local_rate_limiter* limiter_;
+    limit::redis_rate_limiter* shared_;
     const core::client_resolver& clients_;
     metrics& stats_;
     server_state& state_;

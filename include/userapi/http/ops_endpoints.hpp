@@ -5,7 +5,7 @@
 #include "userapi/http/exchange.hpp"
 #include "userapi/http/instance_info.hpp"
 #include "userapi/http/metrics.hpp"
-#include "userapi/http/rate_limiter.hpp"
+#include "userapi/limit/local_rate_limiter.hpp"
 #include "userapi/service/user_service.hpp"
 
 namespace userapi::http {
@@ -13,7 +13,7 @@ namespace userapi::http {
 class ops_endpoints {
 public:
     // `limiter` may be null: rate limiting off.
-    ops_endpoints(const service::user_service& users, const rate_limiter* limiter, const metrics& stats,
+    ops_endpoints(const service::user_service& users, const limit::local_rate_limiter* limiter, const metrics& stats,
                   const server_state& state, const instance_info& instance)
         : users_(users), limiter_(limiter), stats_(stats), state_(state), instance_(instance) {}
 
@@ -23,7 +23,7 @@ public:
 
 private:
     const service::user_service& users_;
-    const rate_limiter* limiter_;
+    const limit::local_rate_limiter* limiter_;
     const metrics& stats_;
     const server_state& state_;
     const instance_info& instance_;

@@ -22,11 +22,11 @@
 #include "userapi/core/ip_address.hpp"
 #include "userapi/core/token_bucket.hpp"
 
-namespace userapi::http {
+namespace userapi::limit {
 
-class rate_limiter {
+class local_rate_limiter {
 public:
-    rate_limiter(const core::clock& clock, core::bucket_policy policy, std::size_t max_clients);
+    local_rate_limiter(const core::clock& clock, core::bucket_policy policy, std::size_t max_clients);
 
     // Takes a token from `client`'s bucket if it has one (a new client starts full).
     core::bucket_state acquire(const core::ip_address& client);
@@ -60,4 +60,4 @@ private:
     std::array<shard, kShards> shards_;
 };
 
-}  // namespace userapi::http
+}  // namespace userapi::limit

@@ -30,7 +30,7 @@
 struct redisAsyncContext;
 struct redisReply;
 
-namespace userapi::http {
+namespace userapi::limit {
 
 using core::redis_target;
 
@@ -97,4 +97,4 @@ private:
     std::atomic<std::uint64_t> reconnects_{0};
 };
 
-}  // namespace userapi::http
+}  // namespace userapi::limit

@@ -37,10 +37,10 @@
 #include "userapi/core/clock.hpp"
 #include "userapi/core/ip_address.hpp"
 #include "userapi/core/token_bucket.hpp"
-#include "userapi/http/rate_limiter.hpp"
-#include "userapi/http/redis_client.hpp"
+#include "userapi/limit/local_rate_limiter.hpp"
+#include "userapi/limit/redis_client.hpp"
 
-namespace userapi::http {
+namespace userapi::limit {
 
 enum class store_fallback { local, open, closed };
 
@@ -49,15 +49,15 @@ struct rate_decision {
     bool unavailable = false;  // the store failed and the fallback is "closed": answer 503
 };
 
-class shared_rate_limiter {
+class redis_rate_limiter {
 public:
     // One connection per io_context in `iocs` (the I/O threads'). `local` is the fallback's
     // bucket table.
-    shared_rate_limiter(const std::vector<boost::asio::io_context*>& iocs, redis_target target,
-                        core::bucket_policy policy, const core::clock& clock, std::chrono::milliseconds timeout,
-                        store_fallback fallback, rate_limiter& local, std::size_t max_denials, bool pipelining = true,
-                        bool denial_cache = true);
-    ~shared_rate_limiter();
+    redis_rate_limiter(const std::vector<boost::asio::io_context*>& iocs, redis_target target,
+                       core::bucket_policy policy, const core::clock& clock, std::chrono::milliseconds timeout,
+                       store_fallback fallback, local_rate_limiter& local, std::size_t max_denials,
+                       bool pipelining = true, bool denial_cache = true);
+    ~redis_rate_limiter();
 
     void start();
     // Decides for `client` on the calling coroutine's io_context (one of `iocs`).
@@ -106,7 +106,7 @@ private:
     const core::clock& clock_;
     const std::chrono::milliseconds timeout_;
     const store_fallback fallback_;
-    rate_limiter& local_;
+    local_rate_limiter& local_;
     const std::size_t max_denials_per_shard_;
     const bool denial_cache_;
     const std::vector<std::string> script_args_;  // capacity and refill per second, formatted once
@@ -114,4 +114,4 @@ private:
     std::atomic<std::uint64_t> errors_{0}, cached_denials_{0};
 };
 
-}  // namespace userapi::http
+}  // namespace userapi::limit

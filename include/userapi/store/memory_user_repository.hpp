@@ -7,21 +7,22 @@
 
 #include "userapi/service/user_repository.hpp"
 
-namespace userapi::service {
+namespace userapi::store {
 
-class memory_user_repository final : public user_repository {
+class memory_user_repository final : public service::user_repository {
 public:
-    std::optional<user> find(std::int64_t id) override;
-    write_result create(const new_user& u) override;
-    write_result update(std::int64_t id, const user_patch& patch, const precondition& pre) override;
-    write_status remove(std::int64_t id, const precondition& pre) override;
-    std::vector<user> list(std::int64_t after, std::size_t limit) override;
+    std::optional<service::user> find(std::int64_t id) override;
+    service::write_result create(const service::new_user& u) override;
+    service::write_result update(std::int64_t id, const service::user_patch& patch,
+                                 const service::precondition& pre) override;
+    service::write_status remove(std::int64_t id, const service::precondition& pre) override;
+    std::vector<service::user> list(std::int64_t after, std::size_t limit) override;
     std::size_t size() override { return users_.size(); }
 
 private:
-    std::map<std::int64_t, user> users_;
+    std::map<std::int64_t, service::user> users_;
     std::unordered_map<std::string, std::int64_t> emails_;  // lower-cased email -> id
     std::int64_t last_id_ = 0;
 };
 
-}  // namespace userapi::service
+}  // namespace userapi::store

@@ -7,7 +7,7 @@
 // instance when the write commits (see postgres_watch). A 201 or 200 is only sent after the
 // statement returned, that is after the commit.
 //
-// When the database goes away a call throws storage_error (the service answers 503); the next
+// When the database goes away a call throws service::storage_error (the service answers 503); the next
 // call reconnects, no sooner than a backoff that grows from 100 ms to 5 s.
 //
 // Not thread-safe: one slot, one thread at a time.
@@ -22,9 +22,9 @@
 struct pg_conn;
 struct pg_result;
 
-namespace userapi::service {
+namespace userapi::store {
 
-class postgres_user_repository final : public user_repository {
+class postgres_user_repository final : public service::user_repository {
 public:
     static constexpr int kSchemaVersion = 1;
     static constexpr const char* kChannel = "userapi_users";
@@ -34,21 +34,22 @@ public:
     using pid_listener = std::function<void(int old_pid, int new_pid)>;
 
     // Connects, retrying until `connect_timeout` has passed, then prepares the statements.
-    // Throws storage_error when it cannot (the server then exits 2 naming --data).
+    // Throws service::storage_error when it cannot (the server then exits 2 naming --data).
     postgres_user_repository(std::string conninfo, std::chrono::milliseconds connect_timeout, pid_listener on_pid = {});
     ~postgres_user_repository() override;
     postgres_user_repository(const postgres_user_repository&) = delete;
     postgres_user_repository& operator=(const postgres_user_repository&) = delete;
 
     // Creates or migrates the schema under an advisory lock, so instances starting together
-    // against an empty database all succeed. Refuses a newer schema (storage_error).
+    // against an empty database all succeed. Refuses a newer schema (service::storage_error).
     void migrate();
 
-    std::optional<user> find(std::int64_t id) override;
-    write_result create(const new_user& u) override;
-    write_result update(std::int64_t id, const user_patch& patch, const precondition& pre) override;
-    write_status remove(std::int64_t id, const precondition& pre) override;
-    std::vector<user> list(std::int64_t after, std::size_t limit) override;
+    std::optional<service::user> find(std::int64_t id) override;
+    service::write_result create(const service::new_user& u) override;
+    service::write_result update(std::int64_t id, const service::user_patch& patch,
+                                 const service::precondition& pre) override;
+    service::write_status remove(std::int64_t id, const service::precondition& pre) override;
+    std::vector<service::user> list(std::int64_t after, std::size_t limit) override;
     std::size_t size() override;
     // Seeds under the schema lock, re-checking that the table is empty: one instance seeds.
     void seed(std::int64_t n) override;
@@ -74,4 +75,4 @@ private:
     std::chrono::steady_clock::time_point next_attempt_{};
 };
 
-}  // namespace userapi::service
+}  // namespace userapi::store

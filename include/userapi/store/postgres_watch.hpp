@@ -22,7 +22,7 @@
 #include <thread>
 #include <unordered_set>
 
-namespace userapi::service {
+namespace userapi::store {
 
 class postgres_watch {
 public:
@@ -60,4 +60,4 @@ private:
     std::unique_ptr<impl> impl_;
 };
 
-}  // namespace userapi::service
+}  // namespace userapi::store

@@ -4,7 +4,7 @@
 // atomic step, whatever other process shares the file.
 //
 // Not thread-safe: one connection, used by one thread (the DB queue's) once the server runs.
-// Failures throw storage_error with SQLite's message (for the log, never for a client).
+// Failures throw service::storage_error with SQLite's message (for the log, never for a client).
 #pragma once
 
 #include <string>
@@ -14,9 +14,9 @@
 struct sqlite3;
 struct sqlite3_stmt;
 
-namespace userapi::service {
+namespace userapi::store {
 
-class sqlite_user_repository final : public user_repository {
+class sqlite_user_repository final : public service::user_repository {
 public:
     static constexpr int kSchemaVersion = 2;  // 2: users.version
 
@@ -27,11 +27,12 @@ public:
     sqlite_user_repository(const sqlite_user_repository&) = delete;
     sqlite_user_repository& operator=(const sqlite_user_repository&) = delete;
 
-    std::optional<user> find(std::int64_t id) override;
-    write_result create(const new_user& u) override;
-    write_result update(std::int64_t id, const user_patch& patch, const precondition& pre) override;
-    write_status remove(std::int64_t id, const precondition& pre) override;
-    std::vector<user> list(std::int64_t after, std::size_t limit) override;
+    std::optional<service::user> find(std::int64_t id) override;
+    service::write_result create(const service::new_user& u) override;
+    service::write_result update(std::int64_t id, const service::user_patch& patch,
+                                 const service::precondition& pre) override;
+    service::write_status remove(std::int64_t id, const service::precondition& pre) override;
+    std::vector<service::user> list(std::int64_t after, std::size_t limit) override;
     std::size_t size() override;
     void seed(std::int64_t n) override;  // one transaction
 
@@ -44,7 +45,7 @@ private:
     void migrate();
     void migrate_step(int from, const char* sql);
     sqlite3_stmt* prepare(const char* sql);
-    write_status missing_or_mismatch(std::int64_t id);  // after a guarded write changed nothing
+    service::write_status missing_or_mismatch(std::int64_t id);  // after a guarded write changed nothing
     [[noreturn]] void fail(const std::string& what);
 
     sqlite3* db_ = nullptr;
@@ -56,4 +57,4 @@ private:
     std::string path_;
 };
 
-}  // namespace userapi::service
+}  // namespace userapi::store
