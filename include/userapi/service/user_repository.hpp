@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "userapi/service/user.hpp"
@@ -14,7 +15,15 @@ namespace userapi::service {
 
 class storage_error : public std::runtime_error {
 public:
-    using std::runtime_error::runtime_error;
+    // `maybe_performed`: the operation may have reached the store (the connection broke after
+    // the statement was sent, before its result came back), so its outcome is unknown. False
+    // when it surely never ran: no connection, refused before sending.
+    explicit storage_error(const std::string& what, bool maybe_performed = false)
+        : std::runtime_error(what), maybe_performed_(maybe_performed) {}
+    bool maybe_performed() const { return maybe_performed_; }
+
+private:
+    bool maybe_performed_;
 };
 
 enum class write_status { done, not_found, email_taken, precondition_failed };
