@@ -60,10 +60,13 @@ class Origin:
     def __init__(self, latency_ms=200):
         self.proc = subprocess.Popen([sys.executable, os.path.join(HERE, "origin.py"), "--latency-ms", str(latency_ms)],
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        line = self.proc.stdout.readline().decode()
-        if "listening on" not in line:
+        try:
+            line = self.proc.stdout.readline().decode()
+            if "listening on" not in line:
+                raise RuntimeError("origin did not start: %r" % line)
+        except BaseException:  # also Ctrl-C while it starts: it must not outlive the bench
             stop(self.proc)
-            raise RuntimeError("origin did not start: %r" % line)
+            raise
         self.port = int(line.rsplit(":", 1)[1])
 
     def requests(self):

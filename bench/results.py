@@ -8,7 +8,7 @@ bench/charts.py draws from the CSV.
   burst.csv      one row per coalescing burst (scenario 3): server, run, id, reads, answers,
                  answers not 200, X-Cache counts, fastest, median, p99, slowest
   burst_latency.csv  the burst's latency at each percentile (0, 1, ..., 99, 99.9, 100)
-  run.txt        the command line, the commit and the machine
+  run.txt        the command line, the commit, the machine and its load average before and after
 """
 import csv
 import math
@@ -30,6 +30,14 @@ def percentile(sorted_values, p):
     return sorted_values[min(len(sorted_values), max(1, math.ceil(p / 100 * len(sorted_values)))) - 1]
 
 
+def load():
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "unknown"
+
+
 class Results:
     def __init__(self, folder, args):
         self.folder = os.path.abspath(folder)
@@ -38,9 +46,10 @@ class Results:
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         commit = subprocess.run(["git", "-C", root, "describe", "--always", "--dirty"], capture_output=True,
                                 text=True).stdout.strip()
-        self.text("run.txt", "command: %s\ncommit: %s\nmachine: %s, %d cores, Python %s\narguments: %s\n" % (
+        about = "command: %s\ncommit: %s\nmachine: %s, %d cores, Python %s\narguments: %s\n" % (
             " ".join(sys.argv), commit or "unknown", platform.platform(), os.cpu_count(),
-            platform.python_version(), vars(args)))
+            platform.python_version(), vars(args))
+        self.text("run.txt", about + "load average at the start: %s\n" % load())
 
     def writer(self, name, header):
         if name not in self.files:
@@ -76,6 +85,9 @@ class Results:
             f.write(content)
 
     def close(self):
+        # Other work on the machine shows in every figure: say how busy it was.
+        with open(os.path.join(self.folder, "run.txt"), "a") as f:
+            f.write("load average at the end: %s\n" % load())
         for f, _ in self.files.values():
             f.close()
         self.files = {}

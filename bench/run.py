@@ -93,11 +93,14 @@ class Userapi:
         if "--data" not in args:
             cmd += ["--data", os.path.join(workdir, "bench-%d.db" % self.port)]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        line = self.proc.stdout.readline().decode()
-        if "listening on" not in line:
+        try:
+            line = self.proc.stdout.readline().decode()
+            if "listening on" not in line:
+                raise RuntimeError("userapi did not start: %r" % line)
+        except BaseException:  # also Ctrl-C while it starts: it must not outlive the bench
             self.proc.kill()
             self.proc.wait(15)
-            raise RuntimeError("userapi did not start: %r" % line)
+            raise
 
     def pids(self):
         return [self.proc.pid]
@@ -175,8 +178,11 @@ def wrk(server, path, duration, connections=50, script=None, script_args=(), tim
     if script_args:
         cmd += ["--"] + [str(a) for a in script_args]
     cpu0 = cpu_seconds(server.pids())
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60 + (timeout_s or 0)).stdout
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60 + (timeout_s or 0))
+    out = done.stdout
     cpu = cpu_seconds(server.pids()) - cpu0
+    if done.returncode == -signal.SIGINT:
+        raise KeyboardInterrupt("wrk was interrupted")
     if "requests in" not in out:
         raise RuntimeError("wrk failed: %s" % out)
     reqs = int(re.search(r"(\d+) requests in", out).group(1))
