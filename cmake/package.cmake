@@ -11,6 +11,13 @@
 # cmake/debian/postinst creates the `userapi` system user and /var/lib/userapi; postrm removes
 # both on purge only.
 
+# A source tree without LICENSE (the Dockerfile's build stage copies only what the binary
+# needs) builds no package: its copyright file is made from LICENSE.
+if(NOT EXISTS ${PROJECT_SOURCE_DIR}/LICENSE)
+  message(STATUS "No LICENSE in the source tree: no Debian package")
+  return()
+endif()
+
 set(USERAPI_PACKAGE_MAINTAINER "The userapi authors <userapi@example.org>"
     CACHE STRING "The Debian package's Maintainer field")
 set(deb_dir ${PROJECT_BINARY_DIR}/deb)

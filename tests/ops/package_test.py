@@ -196,6 +196,25 @@ def has_group(root, name):
     return any(line.split(":")[0] == name for line in open(root.file("/etc/group")))
 
 
+def check_unit(f, root, unit):
+    """systemd-analyze on the packaged unit, its paths pointed into the root (verify needs the
+    binary; --man=no: the manual page it names is in the root, not here)."""
+    analyze = find_tool("systemd-analyze")
+    if not analyze:
+        missing("systemd-analyze (Debian package systemd)")
+    staged = unit.replace("/usr/bin/userapi", root.file("/usr/bin/userapi"))
+    staged = staged.replace("/etc/userapi/userapi.json", root.file("/etc/userapi/userapi.json"))
+    path = root.file("/tmp/userapi.service")
+    open(path, "w").write(staged)
+    r = run([analyze, "verify", "--man=no", path], limit=60)
+    out = (r.stdout + r.stderr).strip()
+    f.check(r.returncode == 0 and not out, f"systemd-analyze verify on the packaged unit: exit {r.returncode} {out}")
+    r = run([analyze, "security", "--offline=yes", path], limit=60)
+    m = re.search(r"Overall exposure level for userapi\.service: ([0-9.]+)", r.stdout + r.stderr)
+    score = float(m.group(1)) if m else 99.0
+    f.check(score <= 2.0, f"systemd-analyze security --offline on the packaged unit: exposure {score} (at most 2.0)")
+
+
 def check_installed(f, root, version):
     for path in ("/usr/bin/userapi", "/etc/userapi/userapi.json", "/lib/systemd/system/userapi.service",
                  "/usr/share/doc/userapi/copyright", "/usr/share/doc/userapi/changelog.gz",
@@ -215,6 +234,7 @@ def check_installed(f, root, version):
             "the unit starts /usr/bin/userapi with /etc/userapi/userapi.json")
     f.check(re.search(r"^User=userapi$", unit, re.M) and not re.search(r"^DynamicUser=", unit, re.M),
             "the unit runs as the userapi user")
+    check_unit(f, root, unit)
     pw = passwd_entry(root, "userapi")
     f.check(pw is not None and int(pw[2]) < 1000 and pw[5] == "/var/lib/userapi" and pw[6].endswith("nologin"),
             f"postinst made userapi a system user (uid, home, shell): {pw and (pw[2], pw[5], pw[6])}")
@@ -298,7 +318,7 @@ def main():
     ap.add_argument("--deb", help="test this package instead of building one")
     args = ap.parse_args()
     build_dir = os.path.abspath(args.build_dir)
-    for tool in ("cpack", "dpkg-shlibdeps", "debootstrap", "lintian", "chroot", "mount"):
+    for tool in ("cpack", "dpkg-shlibdeps", "debootstrap", "lintian", "chroot", "mount", "systemd-analyze"):
         if not find_tool(tool, "/usr/sbin", "/sbin"):
             missing(f"{tool} (scripts/deps --test-tools installs debootstrap, lintian and dpkg-dev)")
     if os.geteuid() != 0:
@@ -323,9 +343,11 @@ def main():
     root.remove()  # what a killed run left
     try:
         os.makedirs(root.path)
+        start = time.monotonic()
         r = run(["tar", "-C", root.path, "-xf", tarball], limit=300)
         if r.returncode:
             sys.exit(f"FAIL: unpacking {tarball}: {r.stderr}")
+        print(f"unpacked the root in {time.monotonic() - start:.1f} s")
         root.mount_proc()
         if install(f, root, deb, os.path.join(cache, "archives")):
             pw = check_installed(f, root, project_version(build_dir))
@@ -333,7 +355,9 @@ def main():
                 check_serves(f, root, pw)
             check_remove_purge(f, root)
     finally:
+        start = time.monotonic()
         root.remove()
+        print(f"unmounted and removed the root in {time.monotonic() - start:.1f} s")
     f.check(not root.mounts() and not os.path.exists(root.path), "the root is unmounted and removed")
     f.exit()
 
