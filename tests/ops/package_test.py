@@ -28,6 +28,7 @@ import time
 from harness import Failures, call, find_tool, free_port, missing
 
 SUITE = "bookworm"
+WANTS = "/etc/systemd/system/multi-user.target.wants/userapi.service"
 DEADLINE = time.monotonic() + 840  # under CTest's TIMEOUT (900 s), debootstrap included
 
 
@@ -242,6 +243,7 @@ def check_installed(f, root, version):
     st = os.stat(root.file("/var/lib/userapi"))
     f.check(pw is not None and st.st_uid == int(pw[2]) and st.st_mode & 0o777 == 0o700,
             f"/var/lib/userapi is userapi's, mode 0700: uid {st.st_uid}, mode {oct(st.st_mode & 0o777)}")
+    f.check(os.path.islink(root.file(WANTS)), "postinst enabled the unit (deb-systemd-helper; no systemd to start it)")
     r = root.sh("userapi --version")
     f.check(r.stdout.strip() == f"userapi {version}", f"userapi --version: {r.stdout.strip()!r} (project {version})")
     return pw
@@ -296,6 +298,9 @@ def check_remove_purge(f, root):
     f.check(os.path.isfile(root.file("/etc/userapi/userapi.json")), "dpkg -r keeps /etc/userapi/userapi.json")
     f.check(os.path.isfile(root.file("/var/lib/userapi/userapi.db")), "dpkg -r keeps /var/lib/userapi and its data")
     f.check(passwd_entry(root, "userapi") is not None, "dpkg -r keeps the userapi user")
+    mask = root.file("/etc/systemd/system/userapi.service")
+    f.check(os.path.islink(mask) and os.readlink(mask) == "/dev/null",
+            "dpkg -r masks the unit (as debhelper's postrm does): the removed program is never started")
     r = root.sh("dpkg -P userapi")
     f.check(r.returncode == 0, f"dpkg -P userapi: exit {r.returncode} {r.stderr.strip()[-500:]}")
     status = root.sh("dpkg-query -W -f='${Status}' userapi 2>/dev/null").stdout
@@ -304,6 +309,8 @@ def check_remove_purge(f, root):
     f.check(not os.path.exists(root.file("/var/lib/userapi")), "dpkg -P removes /var/lib/userapi")
     f.check(passwd_entry(root, "userapi") is None and not has_group(root, "userapi"),
             "dpkg -P removes the userapi user and group")
+    f.check(not os.path.lexists(root.file(WANTS)) and not os.path.lexists(mask),
+            "dpkg -P removes the unit's enablement and the mask dpkg -r set")
 
 
 def project_version(build_dir):
@@ -327,6 +334,9 @@ def main():
     if not any(s == SUITE for _, s in sources):
         missing(f"a '{SUITE}' main entry in /etc/apt/sources.list(.d) to take the mirror from")
 
+    # A SIGTERM (Ctrl-C alike) still runs the cleanup below; after a SIGKILL the next run
+    # unmounts and removes what was left.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("FAIL: terminated"))
     f = Failures()
     work = os.path.join(build_dir, "ops-package")
     cache = os.path.join(work, "cache")

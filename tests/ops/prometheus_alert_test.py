@@ -111,6 +111,7 @@ def main():
     if not Postgres.available():
         missing("PostgreSQL (postgresql-15)")
 
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("FAIL: terminated"))  # the cleanup still runs
     f = Failures()
     work = tempfile.mkdtemp(prefix="userapi-prometheus-")
     pg = Postgres(os.path.join(work, "pg"))
