@@ -38,7 +38,7 @@ endfunction()
 # `userapi --config /etc/userapi/userapi.json` run as `userapi` finds it without --data.
 file(READ config/userapi.json deb_config)
 userapi_deb_replace(deb_config "\"path\": \"data/userapi.db\"" "\"path\": \"/var/lib/userapi/userapi.db\"")
-file(CONFIGURE OUTPUT ${deb_dir}/userapi.json CONTENT "${deb_config}")
+file(CONFIGURE OUTPUT ${deb_dir}/userapi.json CONTENT "${deb_config}" @ONLY)
 
 # The unit as packaged: Debian's paths, and the static `userapi` user that owns
 # /var/lib/userapi across restarts instead of a dynamic one (whose state folder systemd would
@@ -52,7 +52,7 @@ string(REPLACE "owned by the service's dynamic user" "owned by the userapi user 
        deb_unit "${deb_unit}")
 string(REPLACE "`cmake --install` puts this file in\n# <prefix>/lib/systemd/system with the paths below rewritten for the install prefix."
        "The Debian package installs this file\n# as /lib/systemd/system/userapi.service." deb_unit "${deb_unit}")
-file(CONFIGURE OUTPUT ${deb_dir}/userapi.service CONTENT "${deb_unit}")
+file(CONFIGURE OUTPUT ${deb_dir}/userapi.service CONTENT "${deb_unit}" @ONLY)
 set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS config/userapi.json ${deb_src}/changelog.in
              ${deb_src}/copyright.in LICENSE)
 
