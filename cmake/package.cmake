@@ -37,7 +37,12 @@ endfunction()
 # The config as packaged: the data in the state folder the unit and postinst prepare, so
 # `userapi --config /etc/userapi/userapi.json` run as `userapi` finds it without --data.
 file(READ config/userapi.json deb_config)
-userapi_deb_replace(deb_config "\"path\": \"data/userapi.db\"" "\"path\": \"/var/lib/userapi/userapi.db\"")
+if(NOT deb_config MATCHES "\"path\" *: *\"data/userapi.db\"")
+  message(FATAL_ERROR "packaging: db.path \"data/userapi.db\" not found in config/userapi.json; "
+                      "update cmake/package.cmake")
+endif()
+string(REGEX REPLACE "\"path\"( *): *\"data/userapi.db\"" "\"path\"\\1: \"/var/lib/userapi/userapi.db\"" deb_config
+       "${deb_config}")
 file(CONFIGURE OUTPUT ${deb_dir}/userapi.json CONTENT "${deb_config}" @ONLY)
 
 # The unit as packaged: Debian's paths, and the static `userapi` user that owns
