@@ -98,6 +98,7 @@ def stop(proc, seconds=15):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+    return proc.returncode if proc else None
 
 
 def main():
@@ -169,6 +170,8 @@ def main():
         ended = wait_until(lambda: not alert_states(prom_port), timeout=90, step=0.5)
         f.check(ended, f"PostgreSQL back: the alerts end, {time.monotonic() - restarted:.1f} s after the start "
                        f"({alert_states(prom_port)})")
+        codes = [stop(p) for p in procs]
+        f.check(codes == [0, 0], f"both instances drain and exit 0 on SIGTERM (a sanitizer report would not): {codes}")
     finally:
         stop(prom)
         for p in procs:

@@ -68,7 +68,8 @@ def main():
         call(api.port, "GET", "/users/1")  # the request counters and the histogram get samples
         exported = set(re.findall(r"^# TYPE (\S+) ", call(api.port, "GET", "/metrics")[2].decode(), re.M))
     finally:
-        api.stop()
+        code = api.stop()
+    f.check(code == 0, f"userapi drained and exited 0: {code}")
     for name in sorted(metric_names(text) - NOT_OURS):
         if name in LATER and name not in exported:
             print(f"note {name} is not exported yet ({LATER[name]}); its rule waits for it")
