@@ -37,7 +37,7 @@ db_queue::~db_queue() = default;
 
 bool db_queue::submit(operation op, time_point deadline, expiry expired) {
     // `concurrency_` running plus `limit_` waiting.
-    if (pending_.fetch_add(1, std::memory_order_relaxed) >= limit_ + concurrency_) {
+    if (pending_.fetch_add(1, std::memory_order_relaxed) >= capacity()) {
         pending_.fetch_sub(1, std::memory_order_relaxed);
         return false;
     }

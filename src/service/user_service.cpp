@@ -238,6 +238,7 @@ service_stats user_service::stats() const {
     s.reads = reads_.load(std::memory_order_relaxed);
     s.writes = writes_.load(std::memory_order_relaxed);
     s.queue_depth = db_.depth();
+    s.queue_capacity = db_.capacity();
     return s;
 }
 

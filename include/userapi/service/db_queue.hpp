@@ -47,6 +47,8 @@ public:
     // Operations admitted and not finished (waiting or running).
     std::size_t depth() const { return pending_.load(std::memory_order_relaxed); }
     std::size_t concurrency() const { return concurrency_; }
+    // The most depth() reaches: past it, submit() refuses (`limit` waiting plus the running ones).
+    std::size_t capacity() const { return limit_ + concurrency_; }
 
 private:
     struct job {

@@ -58,6 +58,7 @@ struct service_stats {
     std::uint64_t coalesced = 0;
     std::uint64_t reads = 0, writes = 0;
     std::size_t queue_depth = 0;
+    std::size_t queue_capacity = 0;  // the depth past which operations are refused (503)
 };
 
 class user_service {
