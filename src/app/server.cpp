@@ -123,7 +123,7 @@ struct server::impl {
           repos(make_repos(cfg, std::move(r), watch.get())),
           cache(clock, cfg.cache_capacity,
                 {std::chrono::milliseconds(cfg.cache_ttl_ms), std::chrono::milliseconds(cfg.cache_negative_ttl_ms),
-                 std::chrono::milliseconds(cfg.cache_stale_ms)}),
+                 std::chrono::milliseconds(cfg.cache_stale_ms), cfg.cache_negative_capacity}),
           db(db_ioc, clock, std::chrono::milliseconds(cfg.db_latency_ms), cfg.db_queue_limit, cfg.db_concurrency),
           users(cache, db, raw(repos), clock, std::chrono::milliseconds(cfg.request_timeout_ms)),
           limiter(clock, make_policy(cfg), cfg.max_clients),
@@ -183,9 +183,14 @@ struct server::impl {
                                                              service::user_service*& users) {
         if (!cfg.uses_postgresql()) return nullptr;
         return std::make_unique<store::postgres_watch>(
-            cfg.db_path, store::postgres_watch::events{[&users](std::int64_t id) { users->remote_write(id); },
-                                                       [&users] { users->remote_clear(); },
-                                                       [&users](bool on) { users->set_coherent(on); }});
+            cfg.db_path, store::postgres_watch::events{
+                             [&users](const store::notification& n) {
+                                 if (n.kind == store::notification::unversioned)
+                                     users->remote_write(n.id);
+                                 else
+                                     users->remote_write(n.id, n.version, n.kind == store::notification::deleted);
+                             },
+                             [&users] { users->remote_clear(); }, [&users](bool on) { users->set_coherent(on); }});
     }
     // One repository per DB-queue slot: a connection each (SQLite: one).
     static std::vector<std::unique_ptr<service::user_repository>> make_repos(

@@ -133,12 +133,13 @@ TEST_F(Postgres, ReconnectsAfterTheServerDropsTheConnection) {
 // DELETE /cache elsewhere arrives as "clear everything".
 TEST_F(Postgres, WatchHearsOtherInstancesWrites) {
     std::mutex mu;
-    std::vector<std::int64_t> changed;
+    std::vector<std::string> changed;  // "id version kind"
     int cleared = 0;
     bool listening = false;
-    postgres_watch watch(uri, {[&](std::int64_t id) {
+    postgres_watch watch(uri, {[&](const notification& n) {
                                    std::lock_guard lock(mu);
-                                   changed.push_back(id);
+                                   changed.push_back(std::to_string(n.id) + " " + std::to_string(n.version) +
+                                                     (n.kind == notification::deleted ? " d" : " u"));
                                },
                                [&] {
                                    std::lock_guard lock(mu);
@@ -162,15 +163,18 @@ TEST_F(Postgres, WatchHearsOtherInstancesWrites) {
     const auto other = theirs.create({"Theirs", "theirs@example.org"}).stored.id;
     ASSERT_TRUE(userapi::testing::eventually([&] { return locked([&] { return !changed.empty(); }); }, 2s));
     theirs.update(other, {std::string("Theirs 2")}, {});
+    theirs.remove(other, {});
     theirs.announce_clear();
     ASSERT_TRUE(userapi::testing::eventually([&] { return locked([&] { return cleared == 1; }); }, 2s));
+    const auto o = std::to_string(other);
     locked([&] {
-        EXPECT_EQ(changed, (std::vector<std::int64_t>{other, other})) << "own write " << own << " came back";
+        EXPECT_EQ(changed, (std::vector<std::string>{o + " 1 u", o + " 2 u", o + " 2 d"}))
+            << "each with its version and kind; own write " << own << " must not come back";
         return 0;
     });
     const auto s = watch.snapshot();
-    EXPECT_EQ(s.notifications, 3u);
-    EXPECT_EQ(s.lag_count, 3u);
+    EXPECT_EQ(s.notifications, 4u);
+    EXPECT_EQ(s.lag_count, 4u);
     watch.stop();
 }
 

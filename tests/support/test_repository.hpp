@@ -29,11 +29,29 @@ public:
         if (fail_writes) throw service::storage_error("disk on fire");
         return inner.update(id, p, pre);
     }
-    service::write_status remove(std::int64_t id, const service::precondition& pre) override {
+    service::write_result remove(std::int64_t id, const service::precondition& pre) override {
         ++removes;
         if (fail_writes) throw service::storage_error("disk on fire");
         return inner.remove(id, pre);
     }
+    service::write_result create_once(const service::new_user& u, const service::idempotency_key& k) override {
+        ++creates;
+        if (fail_writes) throw service::storage_error("disk on fire");
+        return inner.create_once(u, k);
+    }
+    service::write_result update_once(std::int64_t id, const service::user_patch& p, const service::precondition& pre,
+                                      const service::idempotency_key& k) override {
+        ++updates;
+        if (fail_writes) throw service::storage_error("disk on fire");
+        return inner.update_once(id, p, pre, k);
+    }
+    service::write_result remove_once(std::int64_t id, const service::precondition& pre,
+                                      const service::idempotency_key& k) override {
+        ++removes;
+        if (fail_writes) throw service::storage_error("disk on fire");
+        return inner.remove_once(id, pre, k);
+    }
+    std::size_t purge_keys(std::chrono::seconds ttl) override { return inner.purge_keys(ttl); }
     std::vector<service::user> list(std::int64_t after, std::size_t limit) override {
         ++lists;
         if (fail_finds) throw service::storage_error("disk on fire");
