@@ -252,6 +252,7 @@ struct server::impl {
     template <class Socket>
     void refuse(Socket& socket, bool per_client_limit);
     asio::awaitable<void> sweep();
+    asio::awaitable<void> purge_keys();
     asio::awaitable<void> drain();
     void begin_drain();
 
@@ -383,6 +384,23 @@ asio::awaitable<void> server::impl::sweep() {
     }
 }
 
+// Idempotency-Keys older than their TTL are new again whether purged or not; purging only
+// keeps the store small. Every half TTL, between 1 s and 5 min.
+asio::awaitable<void> server::impl::purge_keys() {
+    const auto ttl = std::chrono::seconds(cfg.idempotency_ttl_s);
+    const auto every = std::clamp<std::chrono::milliseconds>(ttl / 2, std::chrono::seconds(1), std::chrono::minutes(5));
+    asio::steady_timer timer(co_await asio::this_coro::executor);
+    for (;;) {
+        timer.expires_after(every);
+        auto [ec] = co_await timer.async_wait(use_tuple);
+        if (ec || state.draining.load()) co_return;
+        users.purge_keys(ttl, [](std::size_t purged) {
+            if (purged && log_enabled(spdlog::level::debug))
+                log_event(spdlog::level::debug, "purged idempotency keys", {{"keys", std::to_string(purged), true}});
+        });
+    }
+}
+
 asio::awaitable<void> server::impl::drain() {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(cfg.drain_timeout_ms);
     asio::steady_timer timer(co_await asio::this_coro::executor);
@@ -451,6 +469,7 @@ void server::start() {
     });
     asio::co_spawn(m.acceptor->get_executor(), m.listen(), asio::detached);
     asio::co_spawn(m.main_context(), m.sweep(), asio::detached);
+    asio::co_spawn(m.main_context(), m.purge_keys(), asio::detached);
 
     for (std::size_t i = 0; i < m.cfg.db_concurrency; ++i)
         m.db_threads.emplace_back([&m] {

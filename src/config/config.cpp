@@ -13,7 +13,6 @@
 #include <nlohmann/json.hpp>
 
 #include "userapi/core/ip_address.hpp"
-#include "userapi/core/redact.hpp"
 #include "userapi/core/redis_uri.hpp"
 
 namespace userapi::config {
@@ -398,7 +397,11 @@ bool settings::uses_postgresql() const {
     return db_path.rfind("postgresql://", 0) == 0 || db_path.rfind("postgres://", 0) == 0;
 }
 
-std::string settings::redacted_data() const { return core::redact_password(db_path); }
+std::string settings::redacted_data(data_redactor redact) const {
+    if (!uses_postgresql()) return db_path;
+    if (redact) return redact(db_path);
+    return db_path.substr(0, db_path.find("://") + 3) + "(not shown)";
+}
 
 unsigned settings::effective_threads() const {
     if (threads) return threads;
@@ -406,7 +409,7 @@ unsigned settings::effective_threads() const {
     return hw ? hw : 1;
 }
 
-std::string settings::summary() const {
+std::string settings::summary(data_redactor redact) const {
     std::ostringstream s;
     s << "address=" << address << " port=" << port << " threads=" << effective_threads()
       << " rate_limit=" << (rate_limit_enabled ? "on" : "off") << " capacity=" << rate_limit_capacity
@@ -415,7 +418,7 @@ std::string settings::summary() const {
       << " cache_ttl_ms=" << cache_ttl_ms << " cleanup_interval_ms=" << cache_cleanup_interval_ms
       << " negative_ttl_ms=" << cache_negative_ttl_ms << " negative_capacity=" << cache_negative_capacity
       << " stale_ms=" << cache_stale_ms << " idempotency_ttl_s=" << idempotency_ttl_s
-      << " require_if_match=" << (require_if_match ? "on" : "off") << " data=" << redacted_data()
+      << " require_if_match=" << (require_if_match ? "on" : "off") << " data=" << redacted_data(redact)
       << " db_concurrency=" << db_concurrency << " db_latency_ms=" << db_latency_ms
       << " rate_limit_store=" << (rate_limit_store.empty() ? "local" : rate_limit_store)
       << " rate_limit_store_fallback=" << rate_limit_store_fallback << " db_queue_limit=" << db_queue_limit

@@ -1,6 +1,6 @@
 #include "userapi/store/postgres_user_repository.hpp"
 
-#include "userapi/core/redact.hpp"
+#include "userapi/store/conninfo.hpp"
 
 #include <libpq-fe.h>
 
@@ -146,7 +146,7 @@ struct postgres_user_repository::result {
     const char* value(int row, int col) const { return PQgetvalue(r, row, col); }
 };
 
-std::string postgres_user_repository::redacted(const std::string& conninfo) { return core::redact_password(conninfo); }
+std::string postgres_user_repository::redacted(const std::string& conninfo) { return redact_conninfo(conninfo); }
 
 postgres_user_repository::postgres_user_repository(std::string conninfo, std::chrono::milliseconds connect_timeout,
                                                    pid_listener on_pid)

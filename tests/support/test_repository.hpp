@@ -21,18 +21,23 @@ public:
     service::write_result create(const service::new_user& u) override {
         ++creates;
         if (fail_writes) throw service::storage_error("disk on fire");
+        if (fail_maybe_sent) throw service::storage_error("connection lost", true);
         return inner.create(u);
     }
     service::write_result update(std::int64_t id, const service::user_patch& p,
                                  const service::precondition& pre) override {
         ++updates;
         if (fail_writes) throw service::storage_error("disk on fire");
-        return inner.update(id, p, pre);
+        auto r = inner.update(id, p, pre);  // committed...
+        if (after_write) after_write(id);   // ...and still on its way back
+        return r;
     }
     service::write_result remove(std::int64_t id, const service::precondition& pre) override {
         ++removes;
         if (fail_writes) throw service::storage_error("disk on fire");
-        return inner.remove(id, pre);
+        auto r = inner.remove(id, pre);
+        if (after_write) after_write(id);
+        return r;
     }
     service::write_result create_once(const service::new_user& u, const service::idempotency_key& k) override {
         ++creates;
@@ -62,7 +67,9 @@ public:
     store::memory_user_repository inner;
     std::atomic<int> finds{0}, creates{0}, updates{0}, removes{0}, lists{0};
     std::atomic<bool> fail_finds{false}, fail_writes{false};
-    std::function<void(std::int64_t)> on_find;  // runs inside find(), on the DB queue
+    std::function<void(std::int64_t)> on_find;      // runs inside find(), on the DB queue
+    std::function<void(std::int64_t)> after_write;  // runs inside update()/remove() once applied
+    std::atomic<bool> fail_maybe_sent{false};       // writes fail as if the connection broke after sending
 };
 
 }  // namespace userapi::testing

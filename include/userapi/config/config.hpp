@@ -59,10 +59,14 @@ struct settings {
 
     unsigned effective_threads() const;
     bool uses_postgresql() const;
-    // db_path with any password replaced by "***", for logs and /cache-status.
-    std::string redacted_data() const;
-    // One line for the startup log (the admin token is never printed).
-    std::string summary() const;
+    // Rewrites a --data value for display (hiding its secrets); config/ cannot read a libpq
+    // connection string itself, so the caller hands in the store's reader
+    // (store::redact_conninfo). The default shows a PostgreSQL --data as its scheme only.
+    using data_redactor = std::string (*)(const std::string&);
+    // db_path as it may be shown: a SQLite path as it is, a PostgreSQL URI through `redact`.
+    std::string redacted_data(data_redactor redact = nullptr) const;
+    // One line for the startup log (the admin token and passwords are never printed).
+    std::string summary(data_redactor redact = nullptr) const;
 };
 
 // What the command line asked for: run with these settings, or print and exit.

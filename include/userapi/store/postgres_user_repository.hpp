@@ -64,7 +64,7 @@ public:
     void announce_clear() override;
     bool shared() const override { return true; }
 
-    // The URI with any password replaced by "***", for logs and errors.
+    // The URI with any password replaced by "***", for logs and errors (redact_conninfo).
     static std::string redacted(const std::string& conninfo);
 
 private:
