@@ -70,7 +70,7 @@ void user_service::served_from_cache(std::int64_t id, const user_cache::lookup& 
     if (found.stale) {
         stale_served_.fetch_add(1, std::memory_order_relaxed);
         // One refresh at a time, coalesced with any read of this id already in flight.
-        if (auto call = flight_.lead_if_idle(id)) {
+        if (auto call = flight_.lead_if_idle(id, true)) {  // it may answer from the cache: never fresh
             refreshes_.fetch_add(1, std::memory_order_relaxed);
             start_load(call, id);
         }
@@ -83,20 +83,24 @@ void user_service::get(std::int64_t id, callback done) {
         return;
     }
     misses_.fetch_add(1, std::memory_order_relaxed);
-    auto joined = flight_.join(id, [this, id, done = std::move(done)](const load_result& r, bool leader) {
-        reply out{r.status, leader ? source::miss : source::coalesced, r.user, 0, r.error};
-        const bool failed = r.status != outcome::ok && r.status != outcome::not_found;
-        if (failed && !coherent_.load(std::memory_order_relaxed)) {
-            // Cut off from other instances and from the store: what the cache still holds
-            // (within its TTL or stale window) is the best answer there is. No write can commit
-            // where the store is unreachable for everyone.
-            if (auto c = cache_.get(id); c && c->entry.exists()) {
-                stale_served_.fetch_add(1, std::memory_order_relaxed);
-                out = {outcome::ok, source::stale, c->entry, 0, {}};
+    // Its leader may answer from the cache (see start_load), so a no-cache read never joins it.
+    auto joined = flight_.join(
+        id,
+        [this, id, done = std::move(done)](const load_result& r, bool leader) {
+            reply out{r.status, leader ? source::miss : source::coalesced, r.user, 0, r.error};
+            const bool failed = r.status != outcome::ok && r.status != outcome::not_found;
+            if (failed && !coherent_.load(std::memory_order_relaxed)) {
+                // Cut off from other instances and from the store: what the cache still holds
+                // (within its TTL or stale window) is the best answer there is. No write can commit
+                // where the store is unreachable for everyone.
+                if (auto c = cache_.get(id); c && c->entry.exists()) {
+                    stale_served_.fetch_add(1, std::memory_order_relaxed);
+                    out = {outcome::ok, source::stale, c->entry, 0, {}};
+                }
             }
-        }
-        done(out);
-    });
+            done(out);
+        },
+        true);
     if (joined.leader()) start_load(joined.leader_of, id);
 }
 

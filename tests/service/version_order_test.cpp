@@ -177,14 +177,25 @@ protected:
 }  // namespace
 
 // Contract 8.3: a no-cache read joins a read that has not taken a slot yet, never one that
-// has (it may have read the store before the request arrived).
+// has (it may have read the store before the request arrived), and never a plain read (whose
+// leader may answer from the cache).
 TEST_F(ManualQueue, FreshReadJoinsOnlyAReadThatHasNotStarted) {
-    users.get(1, record());
+    users.get_fresh(1, record());
     users.get_fresh(1, record());  // the first read is still waiting: join it
     run_db();
     EXPECT_EQ(repo.finds, 1);
     ASSERT_EQ(replies.size(), 2u);
     EXPECT_EQ(replies[1].from, source::coalesced);
+
+    replies.clear();
+    users.get(9, record());
+    users.get_fresh(9, record());  // not the plain read: one of its own
+    users.get(9, record());        // a plain read after it joins the fresher one
+    run_db();
+    EXPECT_EQ(repo.finds, 3);
+    ASSERT_EQ(replies.size(), 3u);
+    EXPECT_EQ(replies[1].from, source::miss);
+    EXPECT_EQ(replies[2].from, source::coalesced);
 
     replies.clear();
     users.get_fresh(2, record());
@@ -193,7 +204,7 @@ TEST_F(ManualQueue, FreshReadJoinsOnlyAReadThatHasNotStarted) {
     users.get_fresh(2, record());  // too late to join it: a read of its own
     users.get_fresh(2, record());  // ...which this one joins
     run_db();
-    EXPECT_EQ(repo.finds, 3);
+    EXPECT_EQ(repo.finds, 5);
     ASSERT_EQ(replies.size(), 3u);
     EXPECT_EQ(replies[0].from, source::miss);
     EXPECT_EQ(replies[1].from, source::miss);

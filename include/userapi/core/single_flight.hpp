@@ -42,12 +42,14 @@ public:
 
     // Adds `w` as a waiter for `key`. When no load is in flight, the caller becomes its
     // leader: it must start the load and, whatever happens, call complete() once.
-    joined join(const Key& key, waiter w) {
+    // `started`: the new call counts as started at once (join_unstarted() never joins it).
+    joined join(const Key& key, waiter w, bool started = false) {
         std::lock_guard lock(mu_);
         auto [it, inserted] = calls_.try_emplace(key);
-        if (inserted)
+        if (inserted) {
             it->second = std::make_shared<call>(key);
-        else
+            it->second->started_ = started;
+        } else
             ++coalesced_;
         it->second->waiters_.push_back(std::move(w));
         return joined{inserted ? it->second : nullptr};
@@ -77,11 +79,12 @@ public:
 
     // Starts a call for `key` with no waiter when none is in flight (a background refresh):
     // the caller leads it and must complete() it. Null when a load is already in flight.
-    call_ptr lead_if_idle(const Key& key) {
+    call_ptr lead_if_idle(const Key& key, bool started = false) {
         std::lock_guard lock(mu_);
         auto [it, inserted] = calls_.try_emplace(key);
         if (!inserted) return nullptr;
         it->second = std::make_shared<call>(key);
+        it->second->started_ = started;
         return it->second;
     }
 
