@@ -38,14 +38,14 @@ db_queue::db_queue(asio::io_context& ioc, const core::clock& clock, std::chrono:
 
 db_queue::~db_queue() = default;
 
-bool db_queue::submit(operation op, time_point deadline, expiry expired, slot_taken on_slot) {
+bool db_queue::submit(operation op, time_point deadline, expiry expired, slot_taken on_slot, bool strict) {
     // `concurrency_` running plus `limit_` waiting.
     if (pending_.fetch_add(1, std::memory_order_relaxed) >= limit_ + concurrency_) {
         pending_.fetch_sub(1, std::memory_order_relaxed);
         return false;
     }
     asio::post(impl_->strand,
-               [this, j = job{std::move(op), std::move(expired), deadline, std::move(on_slot)}]() mutable {
+               [this, j = job{std::move(op), std::move(expired), deadline, std::move(on_slot), strict}]() mutable {
                    const auto deadline = j.deadline;
                    impl_->waiting.push_back(std::move(j));
                    pump();
@@ -123,7 +123,7 @@ void db_queue::pump() {
         timer.expires_after(latency_);
         timer.async_wait([this, slot, j = std::move(j)](boost::system::error_code) mutable {
             // The last check: past the deadline now, the caller has been told "not performed".
-            if (j.deadline <= clock_.now()) {
+            if (j.strict && j.deadline <= clock_.now()) {
                 expire(j);
             } else {
                 try {

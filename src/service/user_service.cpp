@@ -131,7 +131,7 @@ void user_service::start_load(const flight_type::call_ptr& call, std::int64_t id
         };
         if (!db_.submit([this, call, ticket](std::size_t slot) { load(call, ticket, *repos_[slot]); },
                         clock_.now() + request_timeout_, [gone] { gone(outcome::timed_out); },
-                        [this, call] { flight_.started(call); }))
+                        [this, call] { flight_.started(call); }, false))
             gone(outcome::queue_full);
     } catch (const std::exception& e) {
         cache_.end(ticket, std::nullopt);
@@ -331,8 +331,10 @@ void user_service::clear_cache(std::function<void(std::size_t)> done) {
         guarded([&] { repos_[slot]->announce_clear(); }, error);  // this cache is empty either way
         (*shared_done)(cleared);
     };
-    if (!db_.submit(std::move(op), clock_.now() + request_timeout_,
-                    [shared_done, cleared] { (*shared_done)(cleared); }))
+    // Not strict: once it has a slot the announcement goes out, however late.
+    if (!db_.submit(
+            std::move(op), clock_.now() + request_timeout_, [shared_done, cleared] { (*shared_done)(cleared); }, {},
+            false))
         (*shared_done)(cleared);
 }
 

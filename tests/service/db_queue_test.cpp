@@ -153,6 +153,19 @@ TEST(DbQueue, DeadlinePassingDuringTheLatencyExpiresUnrun) {
     EXPECT_EQ(q.depth(), 0u);
 }
 
+// A read (not strict) that has its slot runs even when its deadline passes during the
+// latency: its result still fills the cache.
+TEST(DbQueue, NonStrictOperationRunsOnceItHasItsSlot) {
+    boost::asio::io_context ioc;
+    userapi::core::system_clock real;
+    db_queue q(ioc, real, 60ms, 10);
+    bool ran = false, expired = false;
+    ASSERT_TRUE(q.submit([&](std::size_t) { ran = true; }, real.now() + 10ms, [&] { expired = true; }, {}, false));
+    ioc.run();
+    EXPECT_TRUE(ran);
+    EXPECT_FALSE(expired);
+}
+
 // An operation whose deadline holds through its latency runs, and is not expired.
 TEST(DbQueue, DeadlineAfterTheLatencyRuns) {
     boost::asio::io_context ioc;
