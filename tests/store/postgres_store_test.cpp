@@ -94,6 +94,30 @@ TEST_F(Postgres, UnreachableAtStartIsAnErrorWithoutThePassword) {
     EXPECT_GE(std::chrono::steady_clock::now() - start, 400ms) << "gave up before the connect timeout";
 }
 
+// Contract 8.2 across instances: while another transaction (another instance's write) holds
+// an Idempotency-Key, a request with that key is in progress (409), decided at once and
+// writing nothing; once the holder is gone, the key is free.
+TEST_F(Postgres, KeyHeldByAnotherTransactionIsInProgress) {
+    postgres_user_repository repo(uri, 5s);
+    repo.migrate();
+    const auto at = uri.find('@');
+    PGconn* other = PQconnectdb(("postgresql://postgres" + uri.substr(at)).c_str());
+    ASSERT_EQ(PQstatus(other), CONNECTION_OK);
+    PQclear(PQexec(other, "BEGIN"));
+    PGresult* held = PQexec(other, "SELECT pg_advisory_xact_lock(hashtextextended('' || chr(31) || 'busy-key', 8))");
+    ASSERT_EQ(PQresultStatus(held), PGRES_TUPLES_OK) << PQerrorMessage(other);
+    PQclear(held);
+    const idempotency_key k{"", "busy-key", "fp", std::chrono::seconds(60)};
+    const auto start = std::chrono::steady_clock::now();
+    EXPECT_EQ(repo.create_once({"Busy", "busy@example.org"}, k).key, key_outcome::in_progress);
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 1s) << "waited for the other transaction";
+    EXPECT_EQ(repo.size(), 0u);
+    PQclear(PQexec(other, "ROLLBACK"));
+    PQfinish(other);
+    EXPECT_EQ(repo.create_once({"Busy", "busy@example.org"}, k).key, key_outcome::fresh);
+    EXPECT_EQ(repo.size(), 1u);
+}
+
 // Contract 8.6 (finding 7): whatever libpq would read as a password is hidden, however it is
 // written, because libpq's own parser reads it.
 TEST(PostgresRedaction, PasswordsNeverShow) {

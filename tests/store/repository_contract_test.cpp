@@ -173,6 +173,19 @@ TEST_P(RepositoryContract, KeyedRefusalsAreRecordedAndScoped) {
     EXPECT_FALSE(repo->find(a));
 }
 
+// A keyed update to another user's email is a recorded 409 (email taken), replayed as such.
+TEST_P(RepositoryContract, KeyedUpdateEmailTakenIsRecorded) {
+    repo->create({"A", "a@example.org"});
+    const auto b = repo->create({"B", "b@example.org"}).stored.id;
+    const auto first = repo->update_once(b, {std::nullopt, std::string("A@example.org")}, {}, key_of("e1"));
+    EXPECT_EQ(first.status, write_status::email_taken);
+    EXPECT_EQ(first.key, key_outcome::fresh);
+    const auto again = repo->update_once(b, {std::nullopt, std::string("A@example.org")}, {}, key_of("e1"));
+    EXPECT_EQ(again.key, key_outcome::replayed);
+    EXPECT_EQ(again.status, write_status::email_taken);
+    EXPECT_EQ(repo->find(b)->email, "b@example.org");
+}
+
 // A keyed update and delete replay their recorded outcome, whatever happened since.
 TEST_P(RepositoryContract, KeyedUpdateAndDeleteReplay) {
     const auto id = repo->create({"A", "a@example.org"}).stored.id;
