@@ -2,6 +2,7 @@
 
 #include <libpq-fe.h>
 
+#include <cstring>
 #include <memory>
 #include <string_view>
 
@@ -84,6 +85,22 @@ std::string redact_conninfo(const std::string& conninfo) {
         rest += (rest.empty() ? "" : "&") + std::string("port=") + port;
     out += "/" + dbname;
     if (!rest.empty()) out += "?" + rest;
+    return out;
+}
+
+std::string redact_libpq_message(const std::string& message, const std::string& conninfo) {
+    char* error = nullptr;
+    const std::unique_ptr<PQconninfoOption, void (*)(PQconninfoOption*)> options(
+        PQconninfoParse(conninfo.c_str(), &error), PQconninfoFree);
+    if (error) PQfreemem(error);
+    if (!options)
+        return "the connection string is malformed (libpq's own message is not shown: it may quote a password)";
+    std::string out = message;
+    for (const auto* o = options.get(); o->keyword; ++o) {
+        if (!o->val || !o->dispchar || o->dispchar[0] != '*' || !*o->val) continue;
+        for (auto at = out.find(o->val); at != std::string::npos; at = out.find(o->val, at + 3))
+            out.replace(at, std::strlen(o->val), "***");
+    }
     return out;
 }
 

@@ -170,7 +170,7 @@ postgres_user_repository::~postgres_user_repository() {
 void postgres_user_repository::fail(const std::string& what) {
     std::string msg = redacted(conninfo_) + ": " + what;
     if (conn_ && PQerrorMessage(conn_)[0]) {
-        std::string detail = PQerrorMessage(conn_);
+        std::string detail = redact_libpq_message(PQerrorMessage(conn_), conninfo_);
         while (!detail.empty() && (detail.back() == '\n' || detail.back() == ' ')) detail.pop_back();
         msg += ": " + detail;
     }
@@ -187,7 +187,7 @@ void postgres_user_repository::connect() {
     if (conn_) PQfinish(conn_);
     conn_ = PQconnectdb(conninfo_.c_str());
     if (PQstatus(conn_) != CONNECTION_OK) {
-        std::string err = PQerrorMessage(conn_);
+        std::string err = redact_libpq_message(PQerrorMessage(conn_), conninfo_);
         while (!err.empty() && (err.back() == '\n' || err.back() == ' ')) err.pop_back();
         PQfinish(conn_);
         conn_ = nullptr;

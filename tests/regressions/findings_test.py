@@ -178,7 +178,8 @@ def finding_7(args, pg, workdir):
     """A password in --data, however libpq would read it, never reaches the output."""
     bad = []
     for uri in ("postgresql://u@127.0.0.1:1/db?pass%77ord=SECRET123", "postgresql://u@127.0.0.1:1/db?%70assword=SECRET123",
-                "postgresql://u:SECRET123@127.0.0.1:1/db", "postgresql://u@127.0.0.1:1/db?password=SECRET%31%323"):
+                "postgresql://u:SECRET123@127.0.0.1:1/db", "postgresql://u@127.0.0.1:1/db?password=SECRET%31%323",
+                "postgresql://u:SECRET123@[::1/db", "postgresql://u:SECRET%zz@127.0.0.1:1/db"):
         for fmt in ("text", "json"):
             p = subprocess.run([args.binary, "--port", "0", "--data", uri, "--db-connect-timeout-ms", "300",
                                 "--log-format", fmt], capture_output=True, text=True, timeout=20, cwd=workdir)

@@ -9,6 +9,7 @@
 
 #include "support/store_factories.hpp"
 #include "support/wait.hpp"
+#include "userapi/store/conninfo.hpp"
 #include "userapi/store/postgres_watch.hpp"
 
 using namespace std::chrono_literals;
@@ -137,6 +138,21 @@ TEST(PostgresRedaction, PasswordsNeverShow) {
     for (const char* bad : {"postgresql://u:secret@[::1/db", "postgresql://u@h/db?password=secret&bogus%41=1"}) {
         EXPECT_EQ(r(bad).find("secret"), std::string::npos) << r(bad);
     }
+}
+
+// libpq's own messages about a string it cannot parse quote it: they are not shown; secrets
+// libpq did read are masked wherever a message repeats them.
+TEST(PostgresRedaction, LibpqMessagesNeverShowThePassword) {
+    for (const char* bad : {"postgresql://u:secret@[::1/db", "postgresql://u:se%zzcret@h/db"}) {
+        PGconn* c = PQconnectdb(bad);
+        const std::string raw = PQerrorMessage(c);
+        PQfinish(c);
+        const auto shown = redact_libpq_message(raw, bad);
+        EXPECT_EQ(shown.find("secret"), std::string::npos) << shown;
+        EXPECT_EQ(shown.find("se%zzcret"), std::string::npos) << shown;
+    }
+    EXPECT_EQ(redact_libpq_message("password hunter2 rejected", "postgresql://u:hunter2@h/db"),
+              "password *** rejected");
 }
 
 // The server drops the connection: the call that finds out fails (503 for its request), and a

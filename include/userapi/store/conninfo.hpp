@@ -14,4 +14,9 @@ namespace userapi::store {
 // parse is not shown: "<scheme>://(not shown: libpq cannot parse it)".
 std::string redact_conninfo(const std::string& conninfo);
 
+// A message of libpq's about `conninfo`, fit to show: when libpq cannot parse the string its
+// message may quote it (password and all), so only that it is malformed is said; otherwise
+// every secret value libpq read from it is replaced by "***" wherever it appears.
+std::string redact_libpq_message(const std::string& message, const std::string& conninfo);
+
 }  // namespace userapi::store
