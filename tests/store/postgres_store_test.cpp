@@ -235,7 +235,9 @@ TEST_F(Postgres, WatchReconnects) {
     postgres_watch watch(uri, {{}, {}, [&](bool on) { ++(on ? ups : downs); }});
     watch.start();
     ASSERT_TRUE(userapi::testing::eventually([&] { return ups.load() == 1; }));
-    admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN%' OR query = 'SELECT 1'");
+    admin(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND "
+        "(query LIKE 'LISTEN%' OR query = 'SELECT 1')");
     ASSERT_TRUE(userapi::testing::eventually([&] { return downs.load() == 1; }, 5s));
     ASSERT_TRUE(userapi::testing::eventually([&] { return ups.load() == 2; }, 5s));
     EXPECT_EQ(watch.snapshot().reconnects, 1u);
