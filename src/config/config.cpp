@@ -187,6 +187,9 @@ const std::vector<option>& options() {
          store_int<std::size_t, &settings::db_concurrency>()},
         {"--db-latency-ms", "db.latency_ms", kind::integer, 0, 3600000, "cost of each database operation (default 200)",
          store_int<std::int64_t, &settings::db_latency_ms>()},
+        {"--db-batch-reads", "db.batch_reads", kind::integer, 1, 1000,
+         "cold reads of distinct ids one database operation may read together; 1 = one id each (default 1)",
+         store_int<std::size_t, &settings::db_batch_reads>()},
         {"--db-queue-limit", "db.queue_limit", kind::integer, 0, 1e7,
          "waiting database operations before 503 (default 1000)", store_int<std::size_t, &settings::db_queue_limit>()},
         {"--seed-users", "db.seed_users", kind::integer, 0, 1e7, "users 1..N created in an empty store (default 3)",
@@ -422,7 +425,7 @@ std::string settings::summary(data_redactor redact) const {
       << " db_concurrency=" << db_concurrency << " db_latency_ms=" << db_latency_ms
       << " rate_limit_store=" << (rate_limit_store.empty() ? "local" : rate_limit_store)
       << " rate_limit_store_fallback=" << rate_limit_store_fallback << " db_queue_limit=" << db_queue_limit
-      << " seed_users=" << seed_users << " max_body_bytes=" << max_body_bytes
+      << " db_batch_reads=" << db_batch_reads << " seed_users=" << seed_users << " max_body_bytes=" << max_body_bytes
       << " header_timeout_ms=" << header_timeout_ms << " idle_timeout_ms=" << idle_timeout_ms
       << " request_timeout_ms=" << request_timeout_ms << " drain_timeout_ms=" << drain_timeout_ms
       << " max_connections=" << max_connections << " max_connections_per_client=" << max_connections_per_client

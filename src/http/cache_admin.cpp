@@ -82,8 +82,12 @@ void cache_admin::status(exchange& x) {
                   {"negative_ttl_ms", cfg_.cache_negative_ttl_ms},
                   {"negative_capacity", s.cache.negative_capacity}};
     j["coalescing"] = {{"inflight", s.inflight}, {"coalesced_requests", s.coalesced}};
-    j["db"] = {
-        {"reads", s.reads}, {"writes", s.writes}, {"queue_depth", s.queue_depth}, {"latency_ms", cfg_.db_latency_ms}};
+    j["db"] = {{"reads", s.reads},
+               {"writes", s.writes},
+               {"queue_depth", s.queue_depth},
+               {"latency_ms", cfg_.db_latency_ms},
+               {"batched_ids", s.batched_ids},
+               {"batch_reads", cfg_.db_batch_reads}};
     j["instance"] = instance_.name;
     j["stores"] = {{"users", instance_.users_store}, {"rate_limit", instance_.rate_limit_store}};
     j["requests"] = {{"total", stats_.total()},

@@ -56,6 +56,9 @@ void ops_endpoints::metrics_text(exchange& x) {
               d(s.coalesced));
     w.gauge("userapi_inflight_reads", "Database reads in flight.", d(s.inflight));
     w.counter("userapi_db_reads_total", "Database reads executed.", d(s.reads));
+    w.counter("userapi_db_batched_ids_total",
+              "Ids read by the database reads (one per read, several per read batched by db.batch_reads).",
+              d(s.batched_ids));
     w.counter("userapi_db_writes_total", "Database writes executed.", d(s.writes));
     w.gauge("userapi_db_queue_depth", "Database operations waiting or running.", d(s.queue_depth));
     w.gauge("userapi_db_queue_limit",

@@ -2,6 +2,7 @@
 
 #include <memory>
 #include <stdexcept>
+#include <unordered_map>
 
 namespace userapi::service {
 namespace {
@@ -46,6 +47,14 @@ outcome outcome_of(write_status s) {
 std::string key_name(const idempotency_key& k) { return k.scope + '\x1f' + k.key; }
 
 }  // namespace
+
+// A read waiting in (or batched by) the DB queue. Owned by the queue, then by the operation
+// that runs it; its call and ticket are ended once, by load() or by its expiry.
+struct user_service::pending_read final : db_queue::read {
+    pending_read(flight_type::call_ptr c, const user_cache::ticket& t) : read(t.id), call(std::move(c)), ticket(t) {}
+    flight_type::call_ptr call;
+    user_cache::ticket ticket;
+};
 
 user_service::user_service(user_cache& cache, db_queue& db, std::vector<user_repository*> repos,
                            const core::clock& clock, std::chrono::milliseconds request_timeout)
@@ -129,9 +138,11 @@ void user_service::start_load(const flight_type::call_ptr& call, std::int64_t id
             cache_.end(ticket, std::nullopt);
             flight_.complete(call, {why, {}, {}});
         };
-        if (!db_.submit([this, call, ticket](std::size_t slot) { load(call, ticket, *repos_[slot]); },
-                        clock_.now() + request_timeout_, [gone] { gone(outcome::timed_out); },
-                        [this, call] { flight_.started(call); }, false))
+        if (!db_.submit_read(
+                std::make_shared<pending_read>(call, ticket),
+                [this](std::size_t slot, const std::vector<db_queue::read_ptr>& reads) { load(reads, *repos_[slot]); },
+                clock_.now() + request_timeout_, [gone] { gone(outcome::timed_out); },
+                [this, call] { flight_.started(call); }))
             gone(outcome::queue_full);
     } catch (const std::exception& e) {
         cache_.end(ticket, std::nullopt);
@@ -139,19 +150,52 @@ void user_service::start_load(const flight_type::call_ptr& call, std::int64_t id
     }
 }
 
-void user_service::load(const flight_type::call_ptr& call, const user_cache::ticket& ticket, user_repository& repo) {
-    load_result result;
-    std::optional<user> u;
-    const bool read = guarded([&] { u = repo.find(ticket.id); }, result.error) == attempt::ok;
-    reads_.fetch_add(1, std::memory_order_relaxed);
-    if (read) {
-        result.status = u ? outcome::ok : outcome::not_found;
-        if (u) result.user = entry_of(*u);
-        cache_.end(ticket, result.user);  // before complete(): no second read can slip in
+void user_service::load(const std::vector<db_queue::read_ptr>& reads, user_repository& repo) {
+    // The distinct ids, in arrival order, and which of them each read asked for.
+    std::vector<std::int64_t> ids;
+    std::vector<std::size_t> slot_of(reads.size(), 0);
+    if (reads.size() == 1) {
+        ids.push_back(reads.front()->key());
     } else {
-        cache_.end(ticket, std::nullopt);  // a failure is never cached: the next request tries again
+        std::unordered_map<std::int64_t, std::size_t> index;
+        for (std::size_t i = 0; i < reads.size(); ++i) {
+            const auto [it, fresh] = index.try_emplace(reads[i]->key(), ids.size());
+            if (fresh) ids.push_back(reads[i]->key());
+            slot_of[i] = it->second;
+        }
     }
-    flight_.complete(call, result);
+    std::vector<std::optional<user>> found;
+    std::string error;
+    const bool read = guarded(
+                          [&] {
+                              if (ids.size() == 1)
+                                  found.push_back(repo.find(ids.front()));  // v1's statement
+                              else
+                                  found = repo.find_many(ids);
+                              if (found.size() != ids.size())
+                                  throw storage_error("the store answered " + std::to_string(found.size()) +
+                                                      " results for " + std::to_string(ids.size()) + " ids");
+                          },
+                          error) == attempt::ok;
+    reads_.fetch_add(1, std::memory_order_relaxed);
+    batched_ids_.fetch_add(ids.size(), std::memory_order_relaxed);
+    std::vector<load_result> results(ids.size());
+    for (std::size_t k = 0; k < ids.size(); ++k) {
+        if (!read) {
+            results[k].error = error;  // every id of a failed batch fails: 503, nothing cached
+        } else {
+            results[k].status = found[k] ? outcome::ok : outcome::not_found;
+            if (found[k]) results[k].user = entry_of(*found[k]);
+        }
+    }
+    for (std::size_t i = 0; i < reads.size(); ++i) {
+        const auto& r = static_cast<const pending_read&>(*reads[i]);
+        const auto& result = results[slot_of[i]];
+        // Before complete(): no second read can slip in. A failure is never cached: the next
+        // request tries again.
+        cache_.end(r.ticket, read ? std::optional<cached_user>(result.user) : std::nullopt);
+        flight_.complete(r.call, result);
+    }
 }
 
 bool user_service::claim_key(const std::string& k) {
@@ -364,6 +408,7 @@ service_stats user_service::stats() const {
     s.coalesced = flight_.coalesced();
     s.reads = reads_.load(std::memory_order_relaxed);
     s.writes = writes_.load(std::memory_order_relaxed);
+    s.batched_ids = batched_ids_.load(std::memory_order_relaxed);
     s.queue_depth = db_.depth();
     s.queue_capacity = db_.capacity();
     return s;

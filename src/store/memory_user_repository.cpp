@@ -19,6 +19,13 @@ std::optional<service::user> memory_user_repository::find(std::int64_t id) {
     return it->second;
 }
 
+std::vector<std::optional<service::user>> memory_user_repository::find_many(const std::vector<std::int64_t>& ids) {
+    std::vector<std::optional<service::user>> out;
+    out.reserve(ids.size());
+    for (const auto id : ids) out.push_back(find(id));
+    return out;
+}
+
 service::write_result memory_user_repository::create(const service::new_user& u) {
     auto [it, inserted] = emails_.try_emplace(lower(u.email), last_id_ + 1);
     if (!inserted) return {service::write_status::email_taken, {}};

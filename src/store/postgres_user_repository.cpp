@@ -5,6 +5,7 @@
 #include <libpq-fe.h>
 
 #include <thread>
+#include <unordered_map>
 #include <utility>
 
 namespace userapi::store {
@@ -21,6 +22,7 @@ constexpr long long kSchemaLock = 0x75736572617069;  // "userapi": the advisory 
 // Prepared at every (re)connect: name, SQL.
 constexpr std::pair<const char*, const char*> kStatements[] = {
     {"find", "SELECT id, name, email, version FROM users WHERE id = $1"},
+    {"find_many", "SELECT id, name, email, version FROM users WHERE id = ANY($1::bigint[])"},  // a batch of reads
     {"create",
      "WITH u AS (INSERT INTO users (name, email) VALUES ($1, $2) RETURNING id, name, email, version)"
      " SELECT u.id, u.name, u.email, u.version, " USERAPI_NOTIFY("u.id", "u.version", "u") " FROM u"},
@@ -278,6 +280,23 @@ std::optional<service::user> postgres_user_repository::find(std::int64_t id) {
     auto r = run("find", {key.c_str()});
     if (r.rows() == 0) return std::nullopt;
     return read_user(r.r, 0);
+}
+
+std::vector<std::optional<service::user>> postgres_user_repository::find_many(const std::vector<std::int64_t>& ids) {
+    std::string array = "{";
+    std::unordered_map<std::int64_t, std::size_t> at;
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+        array += (i ? "," : "") + std::to_string(ids[i]);
+        at.emplace(ids[i], i);
+    }
+    array += "}";
+    auto r = run("find_many", {array.c_str()});
+    std::vector<std::optional<service::user>> out(ids.size());
+    for (int row = 0; row < r.rows(); ++row) {
+        auto u = read_user(r.r, row);
+        if (auto it = at.find(u.id); it != at.end()) out[it->second] = std::move(u);
+    }
+    return out;
 }
 
 service::write_result postgres_user_repository::create(const service::new_user& u) {

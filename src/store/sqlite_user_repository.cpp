@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <unordered_map>
 
 namespace userapi::store {
 namespace {
@@ -41,6 +42,10 @@ constexpr const char* kMigrateV2toV3 =
     "PRAGMA user_version = 3;";
 
 constexpr const char* kFind = "SELECT id, name, email, version FROM users WHERE id = ?";
+// A batch of reads: the ids as one JSON array, so one prepared statement serves every size
+// (each id is still a primary-key lookup).
+constexpr const char* kFindMany =
+    "SELECT id, name, email, version FROM users WHERE id IN (SELECT value FROM json_each(?1))";
 constexpr const char* kInsert = "INSERT INTO users (name, email) VALUES (?, ?)";
 // One statement: the If-Match check (?4 any, else the versions in the JSON array ?5), the merge
 // (NULL keeps a field) and the version bump only when a field changes.
@@ -113,6 +118,7 @@ sqlite_user_repository::sqlite_user_repository(const std::string& path) : path_(
         exec("PRAGMA synchronous = FULL");
         migrate();
         find_ = prepare(kFind);
+        find_many_ = prepare(kFindMany);
         insert_ = prepare(kInsert);
         update_ = prepare(kUpdate);
         delete_ = prepare(kDelete);
@@ -121,14 +127,16 @@ sqlite_user_repository::sqlite_user_repository(const std::string& path) : path_(
         key_put_ = prepare(kKeyPut);
         key_purge_ = prepare(kKeyPurge);
     } catch (...) {
-        for (auto* s : {find_, insert_, update_, delete_, list_, key_find_, key_put_, key_purge_}) sqlite3_finalize(s);
+        for (auto* s : {find_, find_many_, insert_, update_, delete_, list_, key_find_, key_put_, key_purge_})
+            sqlite3_finalize(s);
         sqlite3_close_v2(db_);
         throw;
     }
 }
 
 sqlite_user_repository::~sqlite_user_repository() {
-    for (auto* s : {find_, insert_, update_, delete_, list_, key_find_, key_put_, key_purge_}) sqlite3_finalize(s);
+    for (auto* s : {find_, find_many_, insert_, update_, delete_, list_, key_find_, key_put_, key_purge_})
+        sqlite3_finalize(s);
     sqlite3_close_v2(db_);
 }
 
@@ -194,6 +202,26 @@ std::optional<service::user> sqlite_user_repository::find(std::int64_t id) {
     if (rc == SQLITE_DONE) return std::nullopt;
     if (rc != SQLITE_ROW) throw service::storage_error(path_ + ": read failed: " + sqlite3_errmsg(db_));
     return read_user(find_);
+}
+
+std::vector<std::optional<service::user>> sqlite_user_repository::find_many(const std::vector<std::int64_t>& ids) {
+    std::string list = "[";
+    std::unordered_map<std::int64_t, std::size_t> at;
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+        list += (i ? "," : "") + std::to_string(ids[i]);
+        at.emplace(ids[i], i);
+    }
+    list += "]";
+    statement_reset reset{find_many_};
+    sqlite3_bind_text(find_many_, 1, list.data(), static_cast<int>(list.size()), SQLITE_TRANSIENT);
+    std::vector<std::optional<service::user>> out(ids.size());
+    int rc;
+    while ((rc = sqlite3_step(find_many_)) == SQLITE_ROW) {
+        auto u = read_user(find_many_);
+        if (auto it = at.find(u.id); it != at.end()) out[it->second] = std::move(u);
+    }
+    if (rc != SQLITE_DONE) throw service::storage_error(path_ + ": read failed: " + sqlite3_errmsg(db_));
+    return out;
 }
 
 service::write_result sqlite_user_repository::create(const service::new_user& u) {

@@ -42,6 +42,7 @@ struct settings {
     std::size_t db_concurrency = 1;
     std::int64_t db_latency_ms = 200;
     std::size_t db_queue_limit = 1000;
+    std::size_t db_batch_reads = 1;  // cold reads of distinct ids one operation reads together
     std::int64_t seed_users = 3;
 
     std::size_t max_body_bytes = 16384;

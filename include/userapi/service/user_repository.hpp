@@ -59,6 +59,10 @@ class user_repository {
 public:
     virtual ~user_repository() = default;
     virtual std::optional<user> find(std::int64_t id) = 0;
+    // The users of `ids` (distinct), one result per id in their order: nullopt where there is
+    // none. One statement where the store has one (a batch of reads, --db-batch-reads); a
+    // failure fails them all (storage_error). This default asks find() for each.
+    virtual std::vector<std::optional<user>> find_many(const std::vector<std::int64_t>& ids);
     // Assigns the next id (increasing, never reused) and stores the user at version 1.
     // done | email_taken (compared case-insensitively).
     virtual write_result create(const new_user& u) = 0;

@@ -64,6 +64,7 @@ struct service_stats {
     std::size_t inflight = 0;
     std::uint64_t coalesced = 0;
     std::uint64_t reads = 0, writes = 0;
+    std::uint64_t batched_ids = 0;  // ids read by the reads (a batch reads several in one operation)
     std::size_t queue_depth = 0;
     std::size_t queue_capacity = 0;  // the depth past which operations are refused (503)
 };
@@ -146,6 +147,7 @@ private:
         std::string error;
     };
     using flight_type = core::single_flight<std::int64_t, load_result>;
+    struct pending_read;  // a read in the DB queue: its call and its ticket
 
     // What a write did: its answer, and what the cache learns of `id` (nothing: nullopt).
     struct write_done {
@@ -157,8 +159,9 @@ private:
 
     // `use_cache`: a read completed since the caller's miss may answer instead (not for get_fresh).
     void start_load(const flight_type::call_ptr& call, std::int64_t id, bool use_cache = true);
-    void load(const flight_type::call_ptr& call, const user_cache::ticket& ticket,
-              user_repository& repo);  // on the DB queue
+    // On the DB queue: one operation reads the ids of every read of a batch (one, unless
+    // --db-batch-reads is above 1) and answers each read's waiters with its own result.
+    void load(const std::vector<db_queue::read_ptr>& reads, user_repository& repo);
     // Submits a write to `id` (0: not known yet, a create); `run` does it. The cache learns its
     // result before `done` hears of it. Refusal and expiry answer `done` too.
     void submit_write(std::int64_t id, std::function<write_done(user_repository&)> run, callback done,
@@ -177,7 +180,7 @@ private:
     std::unordered_set<std::string> running_keys_;  // guarded by keys_mu_: scope \x1f key of keyed writes running here
     std::atomic<bool> coherent_{true};
     std::atomic<std::uint64_t> hits_{0}, misses_{0}, negative_hits_{0}, stale_served_{0}, refreshes_{0}, reads_{0},
-        writes_{0};
+        writes_{0}, batched_ids_{0};
 };
 
 }  // namespace userapi::service

@@ -13,6 +13,7 @@ namespace userapi::store {
 class memory_user_repository final : public service::user_repository {
 public:
     std::optional<service::user> find(std::int64_t id) override;
+    std::vector<std::optional<service::user>> find_many(const std::vector<std::int64_t>& ids) override;
     service::write_result create(const service::new_user& u) override;
     service::write_result update(std::int64_t id, const service::user_patch& patch,
                                  const service::precondition& pre) override;

@@ -45,6 +45,8 @@ public:
     void migrate();
 
     std::optional<service::user> find(std::int64_t id) override;
+    // One statement: WHERE id = ANY($1::bigint[]).
+    std::vector<std::optional<service::user>> find_many(const std::vector<std::int64_t>& ids) override;
     service::write_result create(const service::new_user& u) override;
     service::write_result update(std::int64_t id, const service::user_patch& patch,
                                  const service::precondition& pre) override;

@@ -28,6 +28,8 @@ public:
     sqlite_user_repository& operator=(const sqlite_user_repository&) = delete;
 
     std::optional<service::user> find(std::int64_t id) override;
+    // One statement: WHERE id IN (the ids as a JSON array, through json_each).
+    std::vector<std::optional<service::user>> find_many(const std::vector<std::int64_t>& ids) override;
     service::write_result create(const service::new_user& u) override;
     service::write_result update(std::int64_t id, const service::user_patch& patch,
                                  const service::precondition& pre) override;
@@ -59,6 +61,7 @@ private:
 
     sqlite3* db_ = nullptr;
     sqlite3_stmt* find_ = nullptr;
+    sqlite3_stmt* find_many_ = nullptr;
     sqlite3_stmt* insert_ = nullptr;
     sqlite3_stmt* update_ = nullptr;
     sqlite3_stmt* delete_ = nullptr;
