@@ -104,6 +104,8 @@ TEST(Config, BadCommandLinesExit2NamingTheCulprit) {
     expect_rejected({"--cache-capacity", "lots"}, "--cache-capacity");
     expect_rejected({"--cache-capacity", "0"}, "--cache-capacity");
     expect_rejected({"--db-queue-limit", "x"}, "--db-queue-limit");
+    expect_rejected({"--db-batch-reads", "0"}, "--db-batch-reads");
+    expect_rejected({"--db-batch-reads", "1001"}, "--db-batch-reads");
     expect_rejected({"--rate-limit-refill-per-minute", "fast"}, "--rate-limit-refill-per-minute");
     expect_rejected({"--rate-limit-refill-per-minute", "0"}, "--rate-limit-refill-per-minute");
     expect_rejected({"--log-level", "loud"}, "--log-level");
@@ -111,6 +113,18 @@ TEST(Config, BadCommandLinesExit2NamingTheCulprit) {
     expect_rejected({"--address", "localhost"}, "--address");
     expect_rejected({"--port", "1", "--port", "2"}, "--port");
     expect_rejected({"--no-rate-limit=yes"}, "--no-rate-limit");
+}
+
+// --db-batch-reads: 1 (v1: one id per read) unless set, 1..1000, from the file too.
+TEST(Config, BatchReads) {
+    EXPECT_EQ(load({}, nullptr).config->db_batch_reads, 1u);
+    EXPECT_EQ(load({"--db-batch-reads", "64"}, nullptr).config->db_batch_reads, 64u);
+    EXPECT_EQ(load({"--db-batch-reads", "1000"}, nullptr).config->db_batch_reads, 1000u);
+    auto f = load({"--config", write_file(R"({"db": {"batch_reads": 8}})")}, nullptr);
+    ASSERT_TRUE(f.config) << f.output;
+    EXPECT_EQ(f.config->db_batch_reads, 8u);
+    expect_rejected({"--config", write_file(R"({"db": {"batch_reads": 0}})")}, "db.batch_reads");
+    EXPECT_NE(load({"--help"}, nullptr).output.find("--db-batch-reads N"), std::string::npos);
 }
 
 TEST(Config, BadFilesExit2NamingTheKey) {

@@ -4,6 +4,9 @@
 
 #include <atomic>
 #include <functional>
+#include <mutex>
+#include <string>
+#include <vector>
 
 #include "userapi/store/memory_user_repository.hpp"
 
@@ -13,9 +16,21 @@ class counting_repository final : public service::user_repository {
 public:
     std::optional<service::user> find(std::int64_t id) override {
         ++finds;
+        record("find " + std::to_string(id));
         if (fail_finds) throw service::storage_error("disk on fire");
         auto found = inner.find(id);  // what the store holds when the read runs...
         if (on_find) on_find(id);     // ...even if a test changes it before the read returns
+        return found;
+    }
+    // A batch of reads: recorded (in `log`, with the writes), then as find().
+    std::vector<std::optional<service::user>> find_many(const std::vector<std::int64_t>& ids) override {
+        ++find_manys;
+        std::string entry = "read";
+        for (auto id : ids) entry += " " + std::to_string(id);
+        record(entry);
+        if (fail_finds) throw service::storage_error("disk on fire");
+        auto found = inner.find_many(ids);
+        if (on_find) on_find(ids.front());
         return found;
     }
     service::write_result create(const service::new_user& u) override {
@@ -27,6 +42,7 @@ public:
     service::write_result update(std::int64_t id, const service::user_patch& p,
                                  const service::precondition& pre) override {
         ++updates;
+        record("update " + std::to_string(id));
         if (fail_writes) throw service::storage_error("disk on fire");
         auto r = inner.update(id, p, pre);  // committed...
         if (after_write) after_write(id);   // ...and still on its way back
@@ -64,8 +80,20 @@ public:
     }
     std::size_t size() override { return inner.size(); }
 
+    // What reached the store, in order: "read 1 2" (a batch), "find 3", "update 4".
+    std::vector<std::string> history() {
+        std::lock_guard lock(log_mu);
+        return log;
+    }
+    void record(std::string entry) {
+        std::lock_guard lock(log_mu);
+        log.push_back(std::move(entry));
+    }
+
     store::memory_user_repository inner;
-    std::atomic<int> finds{0}, creates{0}, updates{0}, removes{0}, lists{0};
+    std::mutex log_mu;
+    std::vector<std::string> log;  // guarded by log_mu
+    std::atomic<int> finds{0}, find_manys{0}, creates{0}, updates{0}, removes{0}, lists{0};
     std::atomic<bool> fail_finds{false}, fail_writes{false};
     std::function<void(std::int64_t)> on_find;      // runs inside find(), on the DB queue
     std::function<void(std::int64_t)> after_write;  // runs inside update()/remove() once applied
