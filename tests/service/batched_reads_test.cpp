@@ -175,6 +175,32 @@ TEST_F(BatchedReads, WaitingReadsAreGatheredUpToTheNextWrite) {
     EXPECT_EQ(reply_of(8).user.version, 2);
 }
 
+// With two slots a write takes the free one at once, while a batch is in its latency on the
+// other: a read arriving after the write does not join that batch (it would read the store
+// before the write), it waits for a slot of its own and sees what the write wrote.
+TEST(BatchedReadsTwoSlots, ReadAfterARunningWriteNeverJoinsAnOlderBatch) {
+    userapi::core::manual_clock clock;
+    boost::asio::io_context db;
+    userapi::testing::counting_repository repo;
+    seed_users(repo, 20);
+    user_cache cache{clock, 100, {60s, 5s, 0s, 100}};
+    db_queue queue{db, clock, 0ms, 1000, 2, 64};
+    user_service users{cache, queue, repo, clock};
+    std::optional<reply> third;
+    users.get(1, [](const reply&) {});
+    users.update(3, {std::string("Patched")}, {}, [](const reply&) {});
+    users.get(3, [&](const reply& r) { third = r; });
+    users.get(4, [](const reply&) {});
+    db.run();
+    const auto h = repo.history();
+    ASSERT_EQ(h.size(), 3u);
+    EXPECT_EQ(h[0], "update 3");
+    EXPECT_EQ(h[1], "find 1") << "a read that arrived after the write joined the batch opened before it";
+    EXPECT_EQ(h[2], "read 3 4");
+    ASSERT_TRUE(third);
+    EXPECT_EQ(third->user.version, 2);
+}
+
 // At most N distinct ids per operation: the rest wait for the next one, in order.
 TEST(BatchedReadsLimit, AtMostNIdsPerOperation) {
     userapi::core::manual_clock clock;
