@@ -2,6 +2,7 @@
 // emails, versions, If-Match checked in the same step as the write, deletes, pages.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <memory>
 
@@ -34,6 +35,33 @@ TEST_P(RepositoryContract, CreateAssignsIncreasingIdsAtVersion1) {
     EXPECT_GT(b.stored.id, a.stored.id);
     EXPECT_EQ(repo->find(a.stored.id), a.stored);
     EXPECT_FALSE(repo->find(b.stored.id + 1000));
+}
+
+// A batch of reads (--db-batch-reads): one result per id, in the order asked, whatever order
+// the store returns its rows in; nullopt for an id with no user (never created, or deleted).
+TEST_P(RepositoryContract, FindManyAnswersEachIdInOrder) {
+    std::vector<user> made;
+    for (int i = 0; i < 5; ++i) {
+        const auto s = std::to_string(i);
+        made.push_back(repo->create({"U" + s, "u" + s + "@example.org"}).stored);
+    }
+    ASSERT_EQ(repo->remove(made[2].id, {}).status, write_status::done);
+    ASSERT_EQ(repo->update(made[1].id, {std::string("Renamed"), std::nullopt}, {}).status, write_status::done);
+    const std::vector<std::int64_t> ids{made[4].id, made[2].id, made[0].id, made[4].id + 1000, made[1].id};
+    const auto found = repo->find_many(ids);
+    ASSERT_EQ(found.size(), ids.size());
+    EXPECT_EQ(found[0], made[4]);
+    EXPECT_FALSE(found[1]) << "deleted";
+    EXPECT_EQ(found[2], made[0]);
+    EXPECT_FALSE(found[3]) << "never created";
+    ASSERT_TRUE(found[4]);
+    EXPECT_EQ(found[4]->name, "Renamed");
+    EXPECT_EQ(found[4]->version, 2);
+    std::vector<std::int64_t> many;  // the most a batch may hold
+    for (std::int64_t i = 1; i <= 1000; ++i) many.push_back(i);
+    const auto all = repo->find_many(many);
+    ASSERT_EQ(all.size(), many.size());
+    EXPECT_EQ(std::count_if(all.begin(), all.end(), [](const auto& u) { return u.has_value(); }), 4);
 }
 
 TEST_P(RepositoryContract, EmailsAreUniqueWhateverTheirCase) {
