@@ -183,9 +183,11 @@ struct server::impl {
                                                              service::user_service*& users) {
         if (!cfg.uses_postgresql()) return nullptr;
         return std::make_unique<store::postgres_watch>(
-            cfg.db_path, store::postgres_watch::events{[&users](std::int64_t id) { users->remote_write(id); },
-                                                       [&users] { users->remote_clear(); },
-                                                       [&users](bool on) { users->set_coherent(on); }});
+            cfg.db_path,
+            store::postgres_watch::events{[&users](std::int64_t id) { users->remote_write(id); },
+                                          [&users] { users->remote_clear(); },
+                                          [&users](bool on) { users->set_coherent(on); }},
+            std::chrono::milliseconds(cfg.db_operation_timeout_ms));
     }
     // One repository per DB-queue slot: a connection each (SQLite: one).
     static std::vector<std::unique_ptr<service::user_repository>> make_repos(
@@ -197,7 +199,8 @@ struct server::impl {
             for (std::size_t i = 0; i < cfg.db_concurrency; ++i)
                 out.push_back(std::make_unique<store::postgres_user_repository>(
                     cfg.db_path, std::chrono::milliseconds(cfg.db_connect_timeout_ms),
-                    [watch](int old_pid, int new_pid) { watch->own_pid(old_pid, new_pid); }));
+                    [watch](int old_pid, int new_pid) { watch->own_pid(old_pid, new_pid); },
+                    std::chrono::milliseconds(cfg.db_operation_timeout_ms)));
         } else {
             out.push_back(std::make_unique<store::sqlite_user_repository>(cfg.db_path));
         }
