@@ -126,6 +126,7 @@ struct server::impl {
                  std::chrono::milliseconds(cfg.cache_stale_ms)}),
           db(db_ioc, clock, std::chrono::milliseconds(cfg.db_latency_ms), cfg.db_queue_limit, cfg.db_concurrency),
           users(cache, db, raw(repos), clock, std::chrono::milliseconds(cfg.request_timeout_ms)),
+          watchdog(std::chrono::milliseconds(cfg.db_read_timeout_ms)),
           limiter(clock, make_policy(cfg), cfg.max_clients),
           shared_limiter(make_shared_limiter()),
           resolver(make_resolver(cfg)),
@@ -134,6 +135,7 @@ struct server::impl {
                    [this] { return unready(); }, [this](http::prometheus_writer& w) { store_metrics(w); }},
                   shared_limiter.get()) {
         users_ptr = &users;
+        users.bound_reads(watchdog);
     }
 
     // Buckets in Redis: one connection per I/O thread, this instance's table as the fallback.
@@ -270,6 +272,8 @@ struct server::impl {
     service::user_cache cache;
     service::db_queue db;
     service::user_service users;
+    // --db-read-timeout-ms; its own thread. Destroyed before `users`, whose reads it watches.
+    service::read_watchdog watchdog;
     limit::local_rate_limiter limiter;
     std::unique_ptr<limit::redis_rate_limiter>
         shared_limiter;  // --rate-limit-store; its clients live on the I/O threads

@@ -60,21 +60,31 @@ void user_service::get(std::int64_t id, callback done) {
         return;
     }
     misses_.fetch_add(1, std::memory_order_relaxed);
+    if (overdue_reads_.load(std::memory_order_relaxed) > 0) {
+        // A read sent to the store is past its read timeout and still out: the store is not
+        // answering, and this read would only wait behind it.
+        done(fallback(id, {outcome::unavailable, source::miss, {}, 0, "the store is not answering"}));
+        return;
+    }
     auto joined = flight_.join(id, [this, id, done = std::move(done)](const load_result& r, bool leader) {
         reply out{r.status, leader ? source::miss : source::coalesced, r.user, 0, r.error};
         const bool failed = r.status != outcome::ok && r.status != outcome::not_found;
-        if (failed && !coherent_.load(std::memory_order_relaxed)) {
-            // Cut off from other instances and from the store: what the cache still holds
-            // (within its TTL or stale window) is the best answer there is. No write can commit
-            // where the store is unreachable for everyone.
-            if (auto c = cache_.get(id); c && c->entry.exists()) {
-                stale_served_.fetch_add(1, std::memory_order_relaxed);
-                out = {outcome::ok, source::stale, c->entry, 0, {}};
-            }
-        }
-        done(out);
+        done(failed ? fallback(id, std::move(out)) : out);
     });
     if (joined.leader()) start_load(joined.leader_of, id);
+}
+
+reply user_service::fallback(std::int64_t id, reply failed) {
+    // Cut off from other instances and from the store: what the cache still holds (within its
+    // TTL or stale window) is the best answer there is. No write can commit where the store is
+    // unreachable for everyone. (While this instance hears every write, a cached user never
+    // gets here: it is answered from the cache.)
+    if (!coherent_.load(std::memory_order_relaxed))
+        if (auto c = cache_.get(id); c && c->entry.exists()) {
+            stale_served_.fetch_add(1, std::memory_order_relaxed);
+            return {outcome::ok, source::stale, c->entry, 0, {}};
+        }
+    return failed;
 }
 
 void user_service::start_load(const flight_type::call_ptr& call, std::int64_t id) {
@@ -103,9 +113,18 @@ void user_service::start_load(const flight_type::call_ptr& call, std::int64_t id
 
 void user_service::load(const flight_type::call_ptr& call, const user_cache::read_ticket& ticket,
                         user_repository& repo) {
+    // Sent now, after the queue and the simulated latency: its waiters wait no longer than
+    // the read timeout (8.4).
+    read_watchdog::handle watch;
+    if (watchdog_)
+        watch = watchdog_->arm([this, call] {
+            overdue_reads_.fetch_add(1, std::memory_order_relaxed);
+            flight_.complete(call, {outcome::unavailable, {}, "the store did not answer within --db-read-timeout-ms"});
+        });
     load_result result;
     std::optional<user> u;
     const bool read = guarded([&] { u = repo.find(ticket.id); }, result.error);
+    if (watch && watchdog_->disarm(watch)) overdue_reads_.fetch_sub(1, std::memory_order_relaxed);
     reads_.fetch_add(1, std::memory_order_relaxed);
     if (read) {
         result.status = u ? outcome::ok : outcome::not_found;
@@ -114,7 +133,7 @@ void user_service::load(const flight_type::call_ptr& call, const user_cache::rea
     } else {
         cache_.end_read(ticket, std::nullopt);  // a failure is never cached: the next request tries again
     }
-    flight_.complete(call, result);
+    flight_.complete(call, result);  // its waiters, unless the watchdog answered them already
 }
 
 void user_service::written(std::int64_t id, const cached_user& now_is) {

@@ -17,6 +17,7 @@
 
 #include "userapi/core/single_flight.hpp"
 #include "userapi/service/db_queue.hpp"
+#include "userapi/service/read_watchdog.hpp"
 #include "userapi/service/user_cache.hpp"
 #include "userapi/service/user_repository.hpp"
 
@@ -112,6 +113,12 @@ public:
     // hears again, it starts from an empty cache.
     void set_coherent(bool coherent);
     bool coherent() const { return coherent_.load(std::memory_order_relaxed); }
+    // Bounds how long a read's waiters wait once it was sent (8.4, --db-read-timeout-ms): past
+    // `watchdog`'s timeout they are answered as if the store had failed (a user still cached,
+    // STALE; otherwise 503), and until that read ends every read is answered so at once: the
+    // store is not answering. The read goes on, and what it finds is stored. Set before use;
+    // `watchdog` outlives this service's reads.
+    void bound_reads(read_watchdog& watchdog) { watchdog_ = &watchdog; }
     std::size_t sweep_cache() { return cache_.sweep(); }
     service_stats stats() const;
     const user_cache::lifetimes& cache_config() const { return cache_.config(); }
@@ -127,6 +134,9 @@ private:
     void start_load(const flight_type::call_ptr& call, std::int64_t id);
     void load(const flight_type::call_ptr& call, const user_cache::read_ticket& ticket,
               user_repository& repo);  // on the DB queue
+    // What a read that could not reach the store answers: the user still in the cache (STALE,
+    // counted), or `failed` as it is.
+    reply fallback(std::int64_t id, reply failed);
     // Records a committed write in the cache before its answer goes out.
     void written(std::int64_t id, const cached_user& now_is);
     // Submits a write; `run` returns its reply. Refusal and expiry answer `done` too.
@@ -139,6 +149,10 @@ private:
     std::chrono::milliseconds request_timeout_;
     flight_type flight_;
     std::atomic<bool> coherent_{true};
+    read_watchdog* watchdog_ = nullptr;  // set once before use
+    // Reads past their read timeout and not yet ended. Signed: the timer's increment may come
+    // after the read's own decrement; only > 0 means "not answering".
+    std::atomic<int> overdue_reads_{0};
     std::atomic<std::uint64_t> hits_{0}, misses_{0}, negative_hits_{0}, stale_served_{0}, refreshes_{0}, reads_{0},
         writes_{0};
 };
