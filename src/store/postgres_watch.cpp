@@ -93,10 +93,15 @@ asio::awaitable<void> postgres_watch::impl::run() {
             if (co_await connect(conn) && PQsendQuery(conn.get(), listen.c_str()) == 1) co_await serve(conn, first);
             if (listening.exchange(false)) {
                 if (on.listening) on.listening(false);
-                if (!stopping)
+                if (!stopping) {
+                    std::string why = "no answer to the heartbeat";
+                    if (!conn.connected()) {
+                        why = conn.get() ? PQerrorMessage(conn.get()) : "";
+                        while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
+                    }
                     log::log_event(spdlog::level::warn, "lost the store's notification channel; reads bypass the cache",
-                                   {{"store", postgres_user_repository::redacted(conninfo)},
-                                    {"error", conn.connected() ? "no answer to the heartbeat" : conn.error()}});
+                                   {{"store", postgres_user_repository::redacted(conninfo)}, {"error", why}});
+                }
                 backoff = std::chrono::milliseconds(100);
             }
         }

@@ -10,12 +10,14 @@
 
 #include <spdlog/sinks/ostream_sink.h>
 
+#include <cstdio>
 #include <sstream>
 
 #include "support/store_factories.hpp"
 #include "support/wait.hpp"
 #include "userapi/log/log.hpp"
 #include "userapi/store/pg_connection.hpp"
+#include "userapi/store/postgres_watch.hpp"
 
 using namespace std::chrono_literals;
 using namespace userapi::service;
@@ -188,4 +190,34 @@ TEST_F(PgFaults, NoticesGoThroughTheLogger) {
     std::istringstream lines(text);
     for (std::string line; std::getline(lines, line);)
         EXPECT_EQ(line.rfind(R"({"time":")", 0), 0u) << "not the logger's JSON: " << line;
+}
+
+// The notification connection's loss is noticed from its socket at once, not by the next
+// heartbeat: measured from the call that signals the backend.
+TEST_F(PgFaults, WatchNoticesATerminatedBackendAtOnce) {
+    std::atomic<int> ups{0};
+    std::atomic<std::int64_t> down_at{0};
+    postgres_watch watch(uri, {{}, {}, [&](bool on) {
+                                   if (on)
+                                       ++ups;
+                                   else
+                                       down_at = clk::now().time_since_epoch().count();
+                               }});
+    watch.start();
+    ASSERT_TRUE(eventually([&] { return ups.load() == 1; }));
+    const auto pid = admin(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> "
+        "pg_backend_pid() AND backend_type = 'client backend'");
+    ASSERT_FALSE(pid.empty());
+    const auto exited = clk::now();
+    admin("SELECT pg_terminate_backend(" + pid + ")");
+    ASSERT_TRUE(eventually([&] { return down_at.load() != 0; }, 5s));
+    const auto noticed = clk::time_point(clk::duration(down_at.load()));
+    const double ms = std::chrono::duration<double, std::milli>(noticed - exited).count();
+    std::printf("watch noticed a terminated backend %.2f ms after pg_terminate_backend was called\n", ms);
+    EXPECT_LT(ms, 400.0) << "noticed by a heartbeat (every 500 ms), not by its socket";
+    EXPECT_FALSE(watch.healthy());
+    ASSERT_TRUE(eventually([&] { return ups.load() == 2; }, 5s));
+    EXPECT_TRUE(watch.healthy());
+    watch.stop();
 }
