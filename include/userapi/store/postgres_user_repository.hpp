@@ -74,6 +74,8 @@ private:
     void connect(time_point deadline);
     void ensure_connected(time_point deadline);
     void dropped();  // the connection is gone: forget its pid
+    // One prepared statement that is a whole transaction by itself, by the operation timeout. It
+    // may go out on a fresh connection (see above), so never use it inside BEGIN ... COMMIT.
     pg_result_ptr run(const char* statement, std::initializer_list<const char*> params, access kind);
     // One text statement of the start-up work (migrate, seed), with its own deadline; only the
     // `first` of a sequence may (re)connect.
