@@ -134,6 +134,8 @@ pg_result_ptr postgres_user_repository::run(const char* statement, std::initiali
     const std::vector<const char*> values(params);
     bool resent = false, reprepared = false;
     for (;;) {
+        if (pinned_ && !conn_.connected())
+            fail(std::string(statement) + ": the connection of its transaction was lost");
         ensure_connected(deadline);
         auto r = conn_.exec_prepared(statement, values, deadline);
         using status = pg_reply::status;
@@ -151,7 +153,7 @@ pg_result_ptr postgres_user_repository::run(const char* statement, std::initiali
         dropped();
         // Surely not sent (the server had closed the connection): send it on a fresh one. A
         // read whose connection broke after it was sent, once more too.
-        const bool again = r.st == status::not_sent || (r.st == status::lost && kind == access::read);
+        const bool again = !pinned_ && (r.st == status::not_sent || (r.st == status::lost && kind == access::read));
         if (again && !resent) {
             resent = true;
             continue;
@@ -253,14 +255,15 @@ std::size_t postgres_user_repository::size() { return std::stoull(run("count", {
 
 void postgres_user_repository::seed(std::int64_t n) {
     exec("BEGIN", "seeding failed", true);
-    const int began = pid_;
+    pinned_ = true;  // the creates below must not move to another connection, out of the transaction
     try {
         exec("SELECT pg_advisory_xact_lock(" + std::to_string(kSchemaLock) + ")", "seeding failed");
         if (std::string_view(exec("SELECT count(*) FROM users", "seeding failed").value(0, 0)) == "0")
             service::user_repository::seed(n);
-        if (pid_ != began) fail("seeding failed: the connection was lost");  // the creates left the transaction
         exec("COMMIT", "seeding failed");
+        pinned_ = false;
     } catch (...) {
+        pinned_ = false;
         if (conn_.connected()) conn_.exec("ROLLBACK", std::chrono::steady_clock::now() + startup_timeout_);
         throw;
     }

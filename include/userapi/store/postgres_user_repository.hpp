@@ -74,8 +74,8 @@ private:
     void connect(time_point deadline);
     void ensure_connected(time_point deadline);
     void dropped();  // the connection is gone: forget its pid
-    // One prepared statement that is a whole transaction by itself, by the operation timeout. It
-    // may go out on a fresh connection (see above), so never use it inside BEGIN ... COMMIT.
+    // One prepared statement, by the operation timeout. It may go out on a fresh connection (see
+    // above) unless `pinned_`: inside BEGIN ... COMMIT, where that would leave the transaction.
     pg_result_ptr run(const char* statement, std::initializer_list<const char*> params, access kind);
     // One text statement of the start-up work (migrate, seed), with its own deadline; only the
     // `first` of a sequence may (re)connect.
@@ -88,6 +88,7 @@ private:
     std::chrono::milliseconds startup_timeout_;  // migrate and seed: the larger of both timeouts
     pg_connection conn_;
     int pid_ = 0;
+    bool pinned_ = false;  // a transaction is open on this connection: statements stay on it
     std::chrono::milliseconds backoff_{100};
     std::chrono::steady_clock::time_point next_attempt_{};
 };
