@@ -60,9 +60,9 @@ void user_service::get(std::int64_t id, callback done) {
         return;
     }
     misses_.fetch_add(1, std::memory_order_relaxed);
-    if (overdue_reads_.load(std::memory_order_relaxed) > 0) {
-        // A read sent to the store is past its read timeout and still out: the store is not
-        // answering, and this read would only wait behind it.
+    if (silent_.load(std::memory_order_relaxed)) {
+        // An operation sent to the store is past the read timeout and still out: the store is
+        // not answering, and this read would only wait behind it.
         done(fallback(id, {outcome::unavailable, source::miss, {}, 0, "the store is not answering"}));
         return;
     }
@@ -99,9 +99,11 @@ void user_service::start_load(const flight_type::call_ptr& call, std::int64_t id
             return;
         }
         const auto gone = [this, call, ticket](outcome why) {
+            dequeued(call);
             cache_.end_read(ticket, std::nullopt);
             flight_.complete(call, {why, {}, {}});
         };
+        queued(call);
         if (!db_.submit([this, call, ticket](std::size_t slot) { load(call, ticket, *repos_[slot]); },
                         clock_.now() + request_timeout_, [gone] { gone(outcome::timed_out); }))
             gone(outcome::queue_full);
@@ -115,18 +117,17 @@ void user_service::load(const flight_type::call_ptr& call, const user_cache::rea
                         user_repository& repo) {
     // Sent now, after the queue and the simulated latency: its waiters wait no longer than
     // the read timeout (8.4).
-    read_watchdog::handle watch;
-    if (watchdog_)
-        watch = watchdog_->arm([this, call] {
-            overdue_reads_.fetch_add(1, std::memory_order_relaxed);
-            flight_.complete(call, {outcome::unavailable, {}, "the store did not answer within --db-read-timeout-ms"});
-        });
+    dequeued(call);
+    const auto watch = watch_operation([this, call] {
+        flight_.complete(call, {outcome::unavailable, {}, "the store did not answer within --db-read-timeout-ms"});
+    });
     load_result result;
     std::optional<user> u;
     const bool read = guarded([&] { u = repo.find(ticket.id); }, result.error);
-    if (watch && watchdog_->disarm(watch)) overdue_reads_.fetch_sub(1, std::memory_order_relaxed);
+    operation_ended(watch);
     reads_.fetch_add(1, std::memory_order_relaxed);
     if (read) {
+        if (silent_.load(std::memory_order_relaxed)) silent_.store(false, std::memory_order_relaxed);  // it answers
         result.status = u ? outcome::ok : outcome::not_found;
         if (u) result.user = entry_of(*u);
         cache_.end_read(ticket, result.user);  // before complete(): no second read can slip in
@@ -134,6 +135,62 @@ void user_service::load(const flight_type::call_ptr& call, const user_cache::rea
         cache_.end_read(ticket, std::nullopt);  // a failure is never cached: the next request tries again
     }
     flight_.complete(call, result);  // its waiters, unless the watchdog answered them already
+}
+
+read_watchdog::handle user_service::watch_operation(std::function<void()> also) {
+    if (!watchdog_) return nullptr;
+    return watchdog_->arm([this, also = std::move(also)] {
+        overdue_changed(+1);
+        std::unordered_map<const void*, flight_type::call_ptr> waiting;
+        {
+            std::lock_guard lock(queued_mu_);
+            waiting.swap(queued_reads_);
+        }
+        // Their operations still run when a slot frees (and store what they find); their
+        // waiters hear now what a failed read answers.
+        for (const auto& [_, call] : waiting)
+            flight_.complete(call, {outcome::unavailable, {}, "the store is not answering"});
+        if (also) also();
+    });
+}
+
+void user_service::operation_ended(const read_watchdog::handle& h) {
+    if (h && watchdog_->disarm(h)) overdue_changed(-1);
+}
+
+void user_service::overdue_changed(int by) {
+    std::lock_guard lock(silence_mu_);
+    overdue_ops_ += by;
+    // Silent from an operation's timeout (unless its end came first) until none is left; a read
+    // that succeeds in between ends it early (see load()), and an end must not bring it back.
+    if (by > 0 || overdue_ops_ <= 0) silent_.store(overdue_ops_ > 0, std::memory_order_relaxed);
+}
+
+bool user_service::submit_watched(db_queue::operation op, db_queue::time_point deadline, db_queue::expiry expired) {
+    return db_.submit(
+        [this, op = std::move(op)](std::size_t slot) {
+            const auto watch = watch_operation();
+            try {
+                op(slot);
+            } catch (...) {
+                operation_ended(watch);
+                throw;
+            }
+            operation_ended(watch);
+        },
+        deadline, std::move(expired));
+}
+
+void user_service::queued(const flight_type::call_ptr& call) {
+    if (!watchdog_) return;
+    std::lock_guard lock(queued_mu_);
+    queued_reads_.emplace(call.get(), call);
+}
+
+void user_service::dequeued(const flight_type::call_ptr& call) {
+    if (!watchdog_) return;
+    std::lock_guard lock(queued_mu_);
+    queued_reads_.erase(call.get());
 }
 
 void user_service::written(std::int64_t id, const cached_user& now_is) {
@@ -147,8 +204,8 @@ void user_service::submit_write(std::function<reply(user_repository&)> run, call
         writes_.fetch_add(1, std::memory_order_relaxed);
         (*shared_done)(run(*repos_[slot]));
     };
-    if (!db_.submit(std::move(op), clock_.now() + request_timeout_,
-                    [shared_done] { (*shared_done)(reply{outcome::timed_out}); }))
+    if (!submit_watched(std::move(op), clock_.now() + request_timeout_,
+                        [shared_done] { (*shared_done)(reply{outcome::timed_out}); }))
         (*shared_done)(reply{outcome::queue_full});
 }
 
@@ -211,7 +268,7 @@ void user_service::list(std::int64_t after, std::size_t limit, page_callback don
         reads_.fetch_add(1, std::memory_order_relaxed);
         (*shared_done)(p);
     };
-    if (!db_.submit(std::move(op), clock_.now() + request_timeout_, [shared_done] {
+    if (!submit_watched(std::move(op), clock_.now() + request_timeout_, [shared_done] {
             (*shared_done)(page{outcome::timed_out, {}, {}});
         }))
         (*shared_done)(page{outcome::queue_full, {}, {}});
@@ -229,8 +286,8 @@ void user_service::clear_cache(std::function<void(std::size_t)> done) {
         guarded([&] { repos_[slot]->announce_clear(); }, error);  // this cache is empty either way
         (*shared_done)(cleared);
     };
-    if (!db_.submit(std::move(op), clock_.now() + request_timeout_,
-                    [shared_done, cleared] { (*shared_done)(cleared); }))
+    if (!submit_watched(std::move(op), clock_.now() + request_timeout_,
+                        [shared_done, cleared] { (*shared_done)(cleared); }))
         (*shared_done)(cleared);
 }
 
@@ -240,7 +297,10 @@ void user_service::remote_write(std::int64_t id) {
 }
 
 void user_service::set_coherent(bool coherent) {
-    if (coherent) cache_.reset();  // anything cached while deaf may be out of date
+    if (coherent) {
+        cache_.reset();                                   // anything cached while deaf may be out of date
+        silent_.store(false, std::memory_order_relaxed);  // the store answered the watch
+    }
     coherent_.store(coherent, std::memory_order_relaxed);
 }
 

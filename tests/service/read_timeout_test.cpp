@@ -155,3 +155,25 @@ TEST_F(ReadTimeout, AnAnswerInTimeIsTheAnswer) {
     EXPECT_EQ(r.from, source::miss);
     EXPECT_LT(took, kReadTimeout);
 }
+
+// A read waiting in the queue behind an operation the store does not answer is answered when
+// that operation passes the read timeout: it never waits for a slot the silent store holds.
+TEST_F(ReadTimeout, ReadsQueuedBehindASilentStoreAreAnswered) {
+    EXPECT_EQ(get(8).first.from, source::miss);  // cached while the store answered
+    users.set_coherent(false);
+    hold();
+    std::optional<std::pair<reply, clk::duration>> first;
+    std::thread leader([&] { first = get(9); });  // takes the only slot, and hangs there
+    {
+        std::unique_lock lock(mu);
+        ASSERT_TRUE(changed.wait_for(lock, 5s, [this] { return held > 0; }));
+    }
+    const auto [queued, took] = get(8);  // behind it in the queue
+    leader.join();
+    EXPECT_EQ(first->first.status, outcome::unavailable);
+    EXPECT_EQ(queued.status, outcome::ok);
+    EXPECT_EQ(queued.from, source::stale);
+    EXPECT_LT(took, kReadTimeout + 900ms) << "waited for the slot";
+    EXPECT_EQ(repo.finds, 2) << "the queued read has not reached the store";
+    release();
+}
