@@ -17,12 +17,6 @@ namespace {
 
 using std::chrono::steady_clock;
 
-std::string trimmed(const char* text) {
-    std::string s = text ? text : "";
-    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-    return s;
-}
-
 // Waits until libpq's socket is ready for `events` or the deadline passes: the events that
 // are ready, 0 when none by the deadline. A failing poll() is reported as ready: libpq finds
 // the error on its next call.
@@ -47,6 +41,19 @@ spdlog::level::level_enum level_of(std::string_view severity) {
 
 }  // namespace
 
+std::string one_line(const char* text) {
+    std::string out;
+    for (const char* p = text ? text : ""; *p; ++p) {
+        const bool blank = *p == '\n' || *p == '\t' || *p == '\r' || *p == ' ';
+        if (!blank)
+            out += *p;
+        else if (!out.empty() && out.back() != ' ')
+            out += ' ';
+    }
+    while (!out.empty() && out.back() == ' ') out.pop_back();
+    return out;
+}
+
 // What the notice receiver saw on the current connection.
 struct pg_connection::notices {
     bool fatal = false;  // the server said FATAL or PANIC: it is closing this connection
@@ -60,7 +67,7 @@ struct pg_connection::notices {
         if (sev == "FATAL" || sev == "PANIC") static_cast<notices*>(arg)->fatal = true;
         const char* primary = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
         const char* state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-        const auto message = primary ? std::string(primary) : trimmed(PQresultErrorMessage(r));
+        const auto message = primary ? std::string(primary) : one_line(PQresultErrorMessage(r));
         log::log_event(level_of(sev), "postgresql says",
                        {{"severity", sev}, {"sqlstate", state ? state : ""}, {"message", message}});
     }
@@ -102,7 +109,7 @@ int pg_connection::backend_pid() const { return conn_ ? PQbackendPID(conn_) : 0;
 void pg_connection::set_error(const std::string& what) {
     error_ = what;
     if (conn_) {
-        const auto detail = trimmed(PQerrorMessage(conn_));
+        const auto detail = one_line(PQerrorMessage(conn_));
         if (!detail.empty() && detail != what) error_ += ": " + detail;
     }
 }
@@ -218,7 +225,7 @@ pg_reply pg_connection::finish(time_point deadline) {
     // Broken before the answer was complete: even a result in hand may not have committed.
     if (broken || PQstatus(conn_) != CONNECTION_OK || !last) {
         set_error("the connection was lost");
-        if (last && !last.ok()) error_ += ": " + trimmed(PQresultErrorMessage(last.get()));
+        if (last && !last.ok()) error_ += ": " + one_line(PQresultErrorMessage(last.get()));
         close();
         return {status::lost, {}, error_};
     }

@@ -61,11 +61,7 @@ std::string versions_array(const service::precondition& pre) {
     return a + "}";
 }
 
-std::string error_of(const pg_result_ptr& r) {
-    std::string e = r ? PQresultErrorMessage(r.get()) : "";
-    while (!e.empty() && (e.back() == '\n' || e.back() == ' ')) e.pop_back();
-    return e;
-}
+std::string error_of(const pg_result_ptr& r) { return one_line(r ? PQresultErrorMessage(r.get()) : ""); }
 
 }  // namespace
 

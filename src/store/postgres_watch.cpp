@@ -95,10 +95,7 @@ asio::awaitable<void> postgres_watch::impl::run() {
                 if (on.listening) on.listening(false);
                 if (!stopping) {
                     std::string why = "no answer to the heartbeat";
-                    if (!conn.connected()) {
-                        why = conn.get() ? PQerrorMessage(conn.get()) : "";
-                        while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
-                    }
+                    if (!conn.connected()) why = one_line(conn.get() ? PQerrorMessage(conn.get()) : "");
                     log::log_event(spdlog::level::warn, "lost the store's notification channel; reads bypass the cache",
                                    {{"store", postgres_user_repository::redacted(conninfo)}, {"error", why}});
                 }

@@ -112,6 +112,10 @@ private:
     std::string error_;
 };
 
+// libpq's multi-line messages ("server closed the connection unexpectedly\n\tThis probably
+// means...") as one line, for a log field or an error.
+std::string one_line(const char* text);
+
 // Sends a cancel request for what `conn` is running, without waiting for it (see above).
 void cancel_in_background(pg_conn* conn);
 
