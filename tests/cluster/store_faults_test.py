@@ -42,6 +42,8 @@ from harness import Failures, call, missing, wait_until  # noqa: E402
 
 READ_TIMEOUT = 1.0  # --db-read-timeout-ms's default, in seconds
 SLACK = 0.25        # scheduling on a loaded 2-core machine
+ENDINGS = []        # (instance, exit status, sanitizer lines) of every instance stopped
+SANITIZER = re.compile(r"Sanitizer|runtime error:")
 
 
 class Instance:
@@ -89,6 +91,9 @@ class Instance:
         return self.proc.poll() is None
 
     def stop(self):
+        """SIGTERM (a drain), recording how it ended for the final check."""
+        if not os.path.exists(self.log.name):
+            return
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -96,6 +101,8 @@ class Instance:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        ENDINGS.append((self.name, self.proc.returncode,
+                        [x for x in self.stderr().splitlines() if SANITIZER.search(x)][:3]))
         os.unlink(self.log.name)
 
 
@@ -288,8 +295,9 @@ def check_logs(f, binary, pg):
     finally:
         texts = []
         for i in insts:
-            i.proc.send_signal(signal.SIGTERM)
-            i.proc.wait(timeout=15)
+            if i.proc.poll() is None:
+                i.proc.send_signal(signal.SIGTERM)
+                i.proc.wait(timeout=15)
             texts.append(i.stderr())
             i.stop()
     stamp = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3} (trace|debug|info|warning|error|critical) ")
@@ -394,6 +402,9 @@ def main():
         redis.stop()
         pg.stop("immediate")
         shutil.rmtree(work, ignore_errors=True)
+    bad = [e for e in ENDINGS if e[1] != 0 or e[2]]
+    f.check(ENDINGS and not bad, f"every instance drained and exited 0 on SIGTERM, with no sanitizer report: "
+                                 f"{len(ENDINGS) - len(bad)} of {len(ENDINGS)} ({bad})")
     f.exit()
 
 
