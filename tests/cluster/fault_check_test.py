@@ -75,6 +75,11 @@ class OtherInstances(unittest.TestCase):
         h = history([patch(A, 0.9, 1.0, 200, 2, "p1"), get(B, 1.2, 200, 1)], {1: 2})
         self.assertEqual(verdict(h), {"b": 1})
 
+    def test_a_history_may_allow_a_longer_lag(self):
+        h = history([patch(A, 0.9, 1.0, 200, 2, "p1"), get(B, 1.2, 200, 1)], {1: 2})
+        h["coherence"] = 0.5
+        self.assertEqual(verdict(h), {})
+
     def test_old_version_inside_a_fault_and_its_margin_is_excused(self):
         h = history([patch(A, 0.9, 1.0, 200, 2, "p1"), get(B, 2.5, 200, 1)], {1: 2},
                     windows=[("restart", 0.5, 1.0)])
