@@ -293,6 +293,7 @@ def nemesis(run, insts, pg, redis, duration):
         k += 1
         if not quiet(run, insts, QUIET):
             return
+    quiet(run, insts, duration - run.now())  # the run lasts `duration` at least
 
 
 # ---- the end of the run ----
