@@ -64,7 +64,9 @@ def instance_args(binary, pg, redis):
             "--cache-ttl-ms", "10000", "--cache-stale-ms", "5000", "--request-timeout-ms", "2000",
             "--log-level", "warn"]
     known = fleet.options(binary)
-    for option, value in (("--db-operation-timeout-ms", "1000"), ("--db-read-timeout-ms", "300")):
+    # The read timeout is the default's: a read whose connection was cut reconnects first (a
+    # backend's fork and the prepares), which on a loaded 2-core machine took over 300 ms.
+    for option, value in (("--db-operation-timeout-ms", "1500"), ("--db-read-timeout-ms", "1000")):
         if option in known:
             args += [option, value]
     return args, "--idempotency-ttl-s" in known, known
