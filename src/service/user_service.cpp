@@ -92,29 +92,43 @@ void user_service::get(std::int64_t id, callback done) {
         return;
     }
     misses_.fetch_add(1, std::memory_order_relaxed);
+    if (silent_.load(std::memory_order_relaxed)) {
+        // An operation sent to the store is past the read timeout and still out: the store is
+        // not answering, and this read would only wait behind it.
+        done(fallback(id, {outcome::unavailable, source::miss, {}, 0, "the store is not answering"}));
+        return;
+    }
     // Its leader may answer from the cache (see start_load), so a no-cache read never joins it.
     auto joined = flight_.join(
         id,
         [this, id, done = std::move(done)](const load_result& r, bool leader) {
             reply out{r.status, leader ? source::miss : source::coalesced, r.user, 0, r.error};
             const bool failed = r.status != outcome::ok && r.status != outcome::not_found;
-            if (failed && !coherent_.load(std::memory_order_relaxed)) {
-                // Cut off from other instances and from the store: what the cache still holds
-                // (within its TTL or stale window) is the best answer there is. No write can commit
-                // where the store is unreachable for everyone.
-                if (auto c = cache_.get(id); c && c->entry.exists()) {
-                    stale_served_.fetch_add(1, std::memory_order_relaxed);
-                    out = {outcome::ok, source::stale, c->entry, 0, {}};
-                }
-            }
-            done(out);
+            done(failed ? fallback(id, std::move(out)) : out);
         },
         true);
     if (joined.leader()) start_load(joined.leader_of, id);
 }
 
+reply user_service::fallback(std::int64_t id, reply failed) {
+    // Cut off from other instances and from the store: what the cache still holds (within its
+    // TTL or stale window) is the best answer there is. No write can commit where the store is
+    // unreachable for everyone. (While this instance hears every write, a cached user never
+    // gets here: it is answered from the cache.)
+    if (!coherent_.load(std::memory_order_relaxed))
+        if (auto c = cache_.get(id); c && c->entry.exists()) {
+            stale_served_.fetch_add(1, std::memory_order_relaxed);
+            return {outcome::ok, source::stale, c->entry, 0, {}};
+        }
+    return failed;
+}
+
 void user_service::get_fresh(std::int64_t id, callback done) {
     misses_.fetch_add(1, std::memory_order_relaxed);
+    if (silent_.load(std::memory_order_relaxed)) {  // only the store may answer, and it does not
+        done({outcome::unavailable, source::miss, {}, 0, "the store is not answering"});
+        return;
+    }
     auto joined = flight_.join_unstarted(id, [done = std::move(done)](const load_result& r, bool leader) {
         done({r.status, leader ? source::miss : source::coalesced, r.user, 0, r.error});
     });
@@ -135,9 +149,11 @@ void user_service::start_load(const flight_type::call_ptr& call, std::int64_t id
             }
         }
         const auto gone = [this, call, ticket](outcome why) {
+            dequeued(call);
             cache_.end(ticket, std::nullopt);
             flight_.complete(call, {why, {}, {}});
         };
+        queued(call);
         if (!db_.submit_read(
                 std::make_shared<pending_read>(call, ticket),
                 [this](std::size_t slot, const std::vector<db_queue::read_ptr>& reads) { load(reads, *repos_[slot]); },
@@ -151,6 +167,15 @@ void user_service::start_load(const flight_type::call_ptr& call, std::int64_t id
 }
 
 void user_service::load(const std::vector<db_queue::read_ptr>& reads, user_repository& repo) {
+    const auto call_of = [](const db_queue::read_ptr& r) { return static_cast<const pending_read&>(*r).call; };
+    // Sent now, after the queue and the simulated latency: its waiters wait no longer than
+    // the read timeout (8.4).
+    for (const auto& r : reads) dequeued(call_of(r));
+    const auto watch = watch_operation([this, reads, call_of] {
+        for (const auto& r : reads)
+            flight_.complete(call_of(r),
+                             {outcome::unavailable, {}, "the store did not answer within --db-read-timeout-ms"});
+    });
     // The distinct ids, in arrival order, and which of them each read asked for.
     std::vector<std::int64_t> ids;
     std::vector<std::size_t> slot_of(reads.size(), 0);
@@ -177,7 +202,9 @@ void user_service::load(const std::vector<db_queue::read_ptr>& reads, user_repos
                                                       " results for " + std::to_string(ids.size()) + " ids");
                           },
                           error) == attempt::ok;
+    operation_ended(watch);
     reads_.fetch_add(1, std::memory_order_relaxed);
+    if (read && silent_.load(std::memory_order_relaxed)) silent_.store(false, std::memory_order_relaxed);  // it answers
     batched_ids_.fetch_add(ids.size(), std::memory_order_relaxed);
     std::vector<load_result> results(ids.size());
     for (std::size_t k = 0; k < ids.size(); ++k) {
@@ -194,8 +221,65 @@ void user_service::load(const std::vector<db_queue::read_ptr>& reads, user_repos
         // Before complete(): no second read can slip in. A failure is never cached: the next
         // request tries again.
         cache_.end(r.ticket, read ? std::optional<cached_user>(result.user) : std::nullopt);
-        flight_.complete(r.call, result);
+        flight_.complete(r.call, result);  // its waiters, unless the watchdog answered them already
     }
+}
+
+read_watchdog::handle user_service::watch_operation(std::function<void()> also) {
+    if (!watchdog_) return nullptr;
+    return watchdog_->arm([this, also = std::move(also)] {
+        overdue_changed(+1);
+        std::unordered_map<const void*, flight_type::call_ptr> waiting;
+        {
+            std::lock_guard lock(queued_mu_);
+            waiting.swap(queued_reads_);
+        }
+        // Their operations still run when a slot frees (and store what they find); their
+        // waiters hear now what a failed read answers.
+        for (const auto& [_, call] : waiting)
+            flight_.complete(call, {outcome::unavailable, {}, "the store is not answering"});
+        if (also) also();
+    });
+}
+
+void user_service::operation_ended(const read_watchdog::handle& h) {
+    if (h && watchdog_->disarm(h)) overdue_changed(-1);
+}
+
+void user_service::overdue_changed(int by) {
+    std::lock_guard lock(silence_mu_);
+    overdue_ops_ += by;
+    // Silent from an operation's timeout (unless its end came first) until none is left; a read
+    // that succeeds in between ends it early (see load()), and an end must not bring it back.
+    if (by > 0 || overdue_ops_ <= 0) silent_.store(overdue_ops_ > 0, std::memory_order_relaxed);
+}
+
+bool user_service::submit_watched(db_queue::operation op, db_queue::time_point deadline, db_queue::expiry expired,
+                                  db_queue::slot_taken on_slot, bool strict) {
+    return db_.submit(
+        [this, op = std::move(op)](std::size_t slot) {
+            const auto watch = watch_operation();
+            try {
+                op(slot);
+            } catch (...) {
+                operation_ended(watch);
+                throw;
+            }
+            operation_ended(watch);
+        },
+        deadline, std::move(expired), std::move(on_slot), strict);
+}
+
+void user_service::queued(const flight_type::call_ptr& call) {
+    if (!watchdog_) return;
+    std::lock_guard lock(queued_mu_);
+    queued_reads_.emplace(call.get(), call);
+}
+
+void user_service::dequeued(const flight_type::call_ptr& call) {
+    if (!watchdog_) return;
+    std::lock_guard lock(queued_mu_);
+    queued_reads_.erase(call.get());
 }
 
 bool user_service::claim_key(const std::string& k) {
@@ -237,8 +321,8 @@ void user_service::submit_write(std::int64_t id, std::function<write_done(user_r
         writes_.fetch_add(1, std::memory_order_relaxed);
         (*finish)(run(*repos_[slot]));
     };
-    if (!db_.submit(std::move(op), clock_.now() + request_timeout_,
-                    [finish] { (*finish)({reply{outcome::timed_out}}); }))
+    if (!submit_watched(std::move(op), clock_.now() + request_timeout_,
+                        [finish] { (*finish)({reply{outcome::timed_out}}); }))
         (*finish)({reply{outcome::queue_full}});
 }
 
@@ -344,7 +428,7 @@ void user_service::purge_keys(std::chrono::seconds ttl, std::function<void(std::
         guarded([&] { n = repos_[slot]->purge_keys(ttl); }, error);
         (*shared_done)(n);
     };
-    if (!db_.submit(std::move(op), clock_.now() + request_timeout_, [shared_done] { (*shared_done)(0); }))
+    if (!submit_watched(std::move(op), clock_.now() + request_timeout_, [shared_done] { (*shared_done)(0); }))
         (*shared_done)(0);
 }
 
@@ -357,7 +441,7 @@ void user_service::list(std::int64_t after, std::size_t limit, page_callback don
         reads_.fetch_add(1, std::memory_order_relaxed);
         (*shared_done)(p);
     };
-    if (!db_.submit(std::move(op), clock_.now() + request_timeout_, [shared_done] {
+    if (!submit_watched(std::move(op), clock_.now() + request_timeout_, [shared_done] {
             (*shared_done)(page{outcome::timed_out, {}, {}});
         }))
         (*shared_done)(page{outcome::queue_full, {}, {}});
@@ -376,7 +460,7 @@ void user_service::clear_cache(std::function<void(std::size_t)> done) {
         (*shared_done)(cleared);
     };
     // Not strict: once it has a slot the announcement goes out, however late.
-    if (!db_.submit(
+    if (!submit_watched(
             std::move(op), clock_.now() + request_timeout_, [shared_done, cleared] { (*shared_done)(cleared); }, {},
             false))
         (*shared_done)(cleared);
@@ -392,7 +476,10 @@ void user_service::remote_write(std::int64_t id) {
 }
 
 void user_service::set_coherent(bool coherent) {
-    if (coherent) cache_.reset();  // anything cached while deaf may be out of date
+    if (coherent) {
+        cache_.reset();                                   // anything cached while deaf may be out of date
+        silent_.store(false, std::memory_order_relaxed);  // the store answered the watch
+    }
     coherent_.store(coherent, std::memory_order_relaxed);
 }
 

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "support/test_repository.hpp"
+#include "userapi/service/read_watchdog.hpp"
 #include "userapi/service/user_service.hpp"
 
 using namespace std::chrono_literals;
@@ -321,4 +322,48 @@ TEST_F(BatchRace, BatchOlderThanAPatchNeverStoresOverIt) {
     EXPECT_EQ(after.from, source::hit);
     EXPECT_EQ(after.user.version, 2) << "the batch's older read of 5 was stored over the PATCH";
     EXPECT_EQ(await([&](auto done) { users.get(4, done); }).from, source::hit) << "the others were stored";
+}
+
+// Contract 8.4 for a batch: once its statement is sent, every waiter of every id in it is
+// answered by the read timeout (503: not cached) if the store does not answer; what the late
+// statement finds is still stored.
+TEST(BatchedReadTimeout, EveryWaiterOfASilentBatchIsAnsweredAtTheReadTimeout) {
+    userapi::core::manual_clock clock;
+    boost::asio::io_context db;
+    auto work = boost::asio::make_work_guard(db);
+    userapi::testing::counting_repository repo;
+    seed_users(repo, 10);
+    std::mutex mu;
+    std::condition_variable cv;
+    bool holding = true;
+    int answered = 0;  // guarded by mu
+    repo.on_find = [&](std::int64_t) {
+        std::unique_lock lock(mu);
+        cv.wait_for(lock, 10s, [&] { return !holding; });
+    };
+    user_cache cache{clock, 100, {60s, 5s, 0s}};
+    db_queue queue{db, clock, 300ms, 1000, 1, 64};  // all three are in before the latency ends
+    user_service users{cache, queue, repo, clock};
+    read_watchdog watchdog{100ms};
+    users.bound_reads(watchdog);
+    std::thread db_thread([&] { db.run(); });
+    std::vector<reply> replies;  // guarded by mu
+    for (std::int64_t id : {2, 3, 4})
+        users.get(id, [&](const reply& r) {
+            std::lock_guard lock(mu);
+            replies.push_back(r);
+            ++answered;
+            cv.notify_all();
+        });
+    {
+        std::unique_lock lock(mu);
+        EXPECT_TRUE(cv.wait_for(lock, 5s, [&] { return answered == 3; })) << "waiters of a silent batch kept waiting";
+        for (const auto& r : replies) EXPECT_EQ(r.status, outcome::unavailable);
+        holding = false;
+    }
+    cv.notify_all();
+    work.reset();
+    db_thread.join();
+    EXPECT_EQ(repo.find_manys, 1);
+    for (std::int64_t id : {2, 3, 4}) EXPECT_TRUE(users.find_cached(id)) << "the late batch stored " << id;
 }
