@@ -42,6 +42,14 @@ class Server:
             self.stop()
             raise RuntimeError("userapi did not start: %r %s" % (line, open(self.out.name).read()[-2000:]))
         self.port = int(m.group(1))
+        # Ready: on PostgreSQL, the watch listens (a cache reset when it first hears would
+        # empty what the checks cached).
+        deadline = time.monotonic() + 30
+        while call(self.port, "GET", "/readyz")[0] != 200:
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("userapi was not ready within 30 s")
+            time.sleep(0.05)
 
     def status(self):
         return json.loads(call(self.port, "GET", "/cache-status")[2])
