@@ -55,13 +55,18 @@ class Server:
         return json.loads(call(self.port, "GET", "/cache-status")[2])
 
     def stop(self):
+        """Stops it; returns what went wrong: an exit other than 0 on SIGTERM, a sanitizer's report."""
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
-                self.proc.wait(10)
+                self.proc.wait(30)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        log = open(self.out.name, errors="replace").read()
+        bad = ["exit status %s on SIGTERM" % self.proc.returncode] if self.proc.returncode != 0 else []
+        bad += [line for line in log.splitlines() if "Sanitizer" in line or "runtime error:" in line][:3]
+        return bad
 
 
 def call(port, method, path, body=None, headers=None, conn=None, timeout=30):
@@ -208,7 +213,10 @@ def run_store(args, label, extra, workdir):
             else:
                 print("PASS  %s: %s (%.1fs)" % (label, check.__name__, took))
     finally:
-        s.stop()
+        stopped = s.stop()
+    if stopped:
+        failed += 1
+        print("FAIL  %s: the server\n    %s" % (label, "\n    ".join(stopped)))
     return failed
 
 
