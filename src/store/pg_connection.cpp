@@ -1,0 +1,68 @@
+#include "pg_connection.hpp"
+
+#include <string_view>
+#include <vector>
+
+#include "userapi/core/redact.hpp"
+#include "userapi/service/user_repository.hpp"
+
+namespace userapi::store {
+namespace {
+
+std::string trimmed(std::string s) {
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+    return s;
+}
+
+bool succeeded(const PGresult* r) {
+    const auto st = PQresultStatus(r);
+    return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+}
+
+}  // namespace
+
+pg_connection::pg_connection(const std::string& uri) : where_(core::redact_password(uri)) {
+    conn_ = PQconnectdb(uri.c_str());
+    if (PQstatus(conn_) != CONNECTION_OK) {
+        const std::string why = trimmed(PQerrorMessage(conn_));
+        PQfinish(conn_);
+        conn_ = nullptr;
+        throw service::storage_error(where_ + ": cannot connect: " + why);
+    }
+    if (PQsetClientEncoding(conn_, "UTF8") != 0) fail("cannot use UTF-8");
+}
+
+pg_connection::~pg_connection() {
+    if (conn_) PQfinish(conn_);
+}
+
+void pg_connection::fail(const std::string& what, const PGresult* r) const {
+    std::string detail = r ? PQresultErrorMessage(r) : "";
+    if (detail.empty() && conn_) detail = PQerrorMessage(conn_);
+    detail = trimmed(detail);
+    throw service::storage_error(where_ + ": " + what + (detail.empty() ? "" : ": " + detail));
+}
+
+pg_result pg_connection::exec(const std::string& sql) {
+    pg_result r(PQexec(conn_, sql.c_str()));
+    if (!succeeded(r.get())) fail("statement failed", r.get());
+    return r;
+}
+
+pg_result pg_connection::exec(const char* sql, std::initializer_list<const char*> params) {
+    const std::vector<const char*> values(params);
+    pg_result r(PQexecParams(conn_, sql, static_cast<int>(values.size()), nullptr, values.data(), nullptr, nullptr, 0));
+    if (!succeeded(r.get())) fail("statement failed", r.get());
+    return r;
+}
+
+std::string checked_identifier(const std::string& name) {
+    for (char c : name)
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
+              c == '"'))
+            throw service::storage_error("unexpected sequence name " + name);
+    if (name.empty()) throw service::storage_error("the users table has no id sequence");
+    return name;
+}
+
+}  // namespace userapi::store
