@@ -78,6 +78,9 @@ int run_export(std::map<std::string, std::string>& o, const move_options& m) {
         export_users(o["--data"], STDOUT_FILENO, m);
         return 0;
     }
+    std::error_code ec;
+    if (std::filesystem::equivalent(o["--out"], o["--data"], ec))
+        throw bad_input("--out " + o["--out"] + " is the store itself (--data)");
     output_file out(o["--out"]);
     export_users(o["--data"], out.fd(), m);
     out.complete();

@@ -577,6 +577,8 @@ class CommandLine(Case):
         self.assertIn("--in", self.refused(["import", "--data", sqlite_store(), "--in", os.path.join(WORK, "none")]))
         self.assertIn("pg_dump", self.refused(["backup", "--data", "postgresql://u@127.0.0.1:1/db", "--to", "x"]))
         self.assertIn("exists", self.refused(["backup", "--data", src, "--to", src]))
+        self.assertIn("the store itself", self.refused(["export", "--data", src, "--out", src]))
+        self.assertEqual(parse_export(export(src))[0]["users"], 3, "the store survived")
         self.assertIn("--db-connect-timeout-ms", self.refused(["export", "--data", src, "--db-connect-timeout-ms", "x"]))
         rc, _, err = cli(["export", "--data", src, "--out", "/dev/full"])
         self.assertEqual(rc, 1, "a failure at run time: %s" % err)
