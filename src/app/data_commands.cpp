@@ -28,12 +28,13 @@ constexpr const char* kExitStatus =
     "Exit status: 0 when everything was copied; 2 for bad input, named on standard error, with\n"
     "nothing committed; 1 when the work failed midway.\n";
 
-#define USERAPI_TIMEOUT_HELP "  --db-connect-timeout-ms N  how long to try reaching PostgreSQL (default 10000)\n"
+constexpr const char* kTimeoutHelp =
+    "  --db-connect-timeout-ms N  how long to try reaching PostgreSQL (default 10000)\n";
 
 struct command {
     const char* usage;
     const char* about;
-    const char* options;
+    std::string options;
     std::vector<const char*> takes;     // options with a value
     std::vector<const char*> required;  // of those
     std::function<int(std::map<std::string, std::string>&, const move_options&)> run;
@@ -91,6 +92,11 @@ int run_import(std::map<std::string, std::string>& o, const move_options& m) {
     int fd = STDIN_FILENO;
     if (o.count("--in")) {
         fd = ::open(o["--in"].c_str(), O_RDONLY | O_CLOEXEC);
+        struct stat st {};
+        if (fd >= 0 && ::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+            ::close(fd);
+            throw bad_input("--in " + o["--in"] + ": is a folder");
+        }
         if (fd < 0) throw bad_input("--in " + o["--in"] + ": cannot read: " + std::strerror(errno));
     }
     struct closer {
@@ -143,7 +149,8 @@ const std::map<std::string, command>& commands() {
           "store. Progress and a summary line go to standard error.\n",
           "  --data PATH|URI            the store: a SQLite file or a postgresql:// URI (default data/userapi.db)\n"
           "  --out FILE                 where to write (default standard output); FILE.partial until "
-          "complete\n" USERAPI_TIMEOUT_HELP,
+          "complete\n" +
+              std::string(kTimeoutHelp),
           {"--data", "--out", "--db-connect-timeout-ms"},
           {},
           run_export}},
@@ -157,7 +164,8 @@ const std::map<std::string, command>& commands() {
           "standard error.\n",
           "  --data PATH|URI            the empty store: a SQLite file or a postgresql:// URI (default "
           "data/userapi.db)\n"
-          "  --in FILE                  the export (default standard input)\n" USERAPI_TIMEOUT_HELP,
+          "  --in FILE                  the export (default standard input)\n" +
+              std::string(kTimeoutHelp),
           {"--data", "--in", "--db-connect-timeout-ms"},
           {},
           run_import}},
@@ -167,7 +175,8 @@ const std::map<std::string, command>& commands() {
           "a check: --to is read back and its count and checksum (over id, version, name and email)\n"
           "compared with what was copied; the check is printed on standard output.\n",
           "  --from PATH|URI            the store to copy: a SQLite file or a postgresql:// URI\n"
-          "  --to PATH|URI              the empty store to fill (a SQLite file is created)\n" USERAPI_TIMEOUT_HELP,
+          "  --to PATH|URI              the empty store to fill (a SQLite file is created)\n" +
+              std::string(kTimeoutHelp),
           {"--from", "--to", "--db-connect-timeout-ms"},
           {"--from", "--to"},
           run_migrate}},
