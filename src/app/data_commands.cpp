@@ -125,12 +125,22 @@ int run_backup(std::map<std::string, std::string>& o, const move_options& m) {
                 "--format=custom --file userapi.dump 'postgresql://USER@HOST:PORT/DB' (docs/moving-data.md)");
     core::system_clock clock;
     std::optional<progress> p;
+    int pages_per_step = 1000;
+    if (o.count("--pages-per-step")) {
+        const auto& t = o["--pages-per-step"];
+        const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), pages_per_step);
+        if (ec != std::errc{} || end != t.data() + t.size() || pages_per_step < 1 || pages_per_step > 1000000)
+            throw bad_input("--pages-per-step: must be a whole number from 1 to 1000000, got \"" + t + "\"");
+    }
     store::backup_result r;
     try {
-        r = store::backup_sqlite(o["--data"], o["--to"], [&](std::int64_t copied, std::int64_t total) {
-            if (!p) p.emplace("backup", total, "pages", *m.log, m.terminal, m.clock ? *m.clock : clock);
-            p->update(copied);
-        });
+        r = store::backup_sqlite(
+            o["--data"], o["--to"],
+            [&](std::int64_t copied, std::int64_t total) {
+                if (!p) p.emplace("backup", total, "pages", *m.log, m.terminal, m.clock ? *m.clock : clock);
+                p->update(copied);
+            },
+            pages_per_step);
     } catch (const store::transfer_refused& e) {
         throw bad_input(e.what());
     }
@@ -181,13 +191,15 @@ const std::map<std::string, command>& commands() {
           {"--from", "--to"},
           run_migrate}},
         {"backup",
-         {"[--data FILE] --to FILE",
+         {"[--data FILE] --to FILE [--pages-per-step N]",
           "A consistent copy of a SQLite store while a server runs on it, with SQLite's online backup\n"
-          "API, 1000 pages a step. TO must not exist; the copy is checked before it is given that name.\n"
+          "API, in steps with a short pause between them. TO must not exist; the copy is checked before\n"
+          "it is given that name.\n"
           "For PostgreSQL use pg_dump (docs/moving-data.md shows the command).\n",
           "  --data FILE                the SQLite store (default data/userapi.db)\n"
-          "  --to FILE                  the copy to create\n",
-          {"--data", "--to"},
+          "  --to FILE                  the copy to create\n"
+          "  --pages-per-step N         pages copied between pauses (default 1000)\n",
+          {"--data", "--to", "--pages-per-step"},
           {"--to"},
           run_backup}},
     };
