@@ -44,7 +44,8 @@ TEST(LineReader, ReadsLinesAndALastLineWithoutItsEnd) {
 // 200,000 lines of varied length cross every buffer boundary in one piece.
 TEST(LineReader, LinesSpanningBuffersArriveWhole) {
     std::string text;
-    for (int i = 0; i < 200000; ++i) text += std::string(static_cast<std::size_t>(i % 97), 'x') + std::to_string(i) + "\n";
+    for (int i = 0; i < 200000; ++i)
+        text += std::string(static_cast<std::size_t>(i % 97), 'x') + std::to_string(i) + "\n";
     input in(text);
     line_reader r(in.fd, 1000);
     std::string_view l;

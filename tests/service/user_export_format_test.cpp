@@ -82,8 +82,8 @@ TEST(ExportFormat, MembersMayComeInAnyOrderWithSpaces) {
 
 // A value POST /users would refuse is refused here, naming its field, with POST's words.
 TEST(ExportFormat, ValuesAreCheckedAsPostUsersChecksThem) {
-    EXPECT_TRUE(names(refusal(R"({"id":1,"name":")" + std::string(101, 'n') + R"(","email":"a@b.cd","version":1})"),
-                      "name"));
+    EXPECT_TRUE(
+        names(refusal(R"({"id":1,"name":")" + std::string(101, 'n') + R"(","email":"a@b.cd","version":1})"), "name"));
     EXPECT_EQ(refusal(R"({"id":1,"name":")" + std::string(100, 'n') + R"(","email":"a@b.cd","version":1})"), "");
     EXPECT_TRUE(names(refusal(R"({"id":1,"name":"","email":"a@b.cd","version":1})"), "name"));
     EXPECT_TRUE(names(refusal(R"({"id":1,"name":"\u202Eevil","email":"a@b.cd","version":1})"), "name"));
@@ -97,7 +97,8 @@ TEST(ExportFormat, ValuesAreCheckedAsPostUsersChecksThem) {
 
 TEST(ExportFormat, IdsAndVersionsAreWholeNumbersFromOne) {
     for (const char* bad : {"0", "-1", "1.0", "1e3", "\"1\"", "9223372036854775808", "99999999999999999999", "null"}) {
-        EXPECT_TRUE(names(refusal(std::string(R"({"id":)") + bad + R"(,"name":"A","email":"a@b.cd","version":1})"), "id"))
+        EXPECT_TRUE(
+            names(refusal(std::string(R"({"id":)") + bad + R"(,"name":"A","email":"a@b.cd","version":1})"), "id"))
             << bad;
         EXPECT_TRUE(
             names(refusal(std::string(R"({"id":1,"name":"A","email":"a@b.cd","version":)") + bad + "}"), "version"))

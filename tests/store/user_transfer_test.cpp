@@ -74,15 +74,17 @@ std::int64_t copy(const std::string& from, const std::string& to, std::size_t pa
     return snap->next_id();
 }
 
-const std::vector<std::string> kNames = {"Zoë \"Quote\" O'Brien", "emoji 😀 𝄞 astral", "e\u0301le\u0300ve combining",
-                                         "שלום עולם", "مرحبا بالعالم", "back\\slash", "日本語の名前"};
+const std::vector<std::string> kNames = {
+    "Zoë \"Quote\" O'Brien", "emoji 😀 𝄞 astral", "e\u0301le\u0300ve combining", "שלום עולם", "مرحبا بالعالم",
+    "back\\slash",           "日本語の名前"};
 
 class Transfer : public ::testing::TestWithParam<std::pair<engine, engine>> {
 protected:
     void SetUp() override {
         from = GetParam().first.make();
         to = GetParam().second.make();
-        if ((from.empty() || to.empty()) && userapi::testing::engines_required()) FAIL() << "PostgreSQL is missing under CI";
+        if ((from.empty() || to.empty()) && userapi::testing::engines_required())
+            FAIL() << "PostgreSQL is missing under CI";
         if (from.empty() || to.empty()) GTEST_SKIP() << "PostgreSQL is not available here (tests/engines/engines.py)";
     }
     // Users with every kind of name, two patched (versions 2 and 3), the second and the last
@@ -184,8 +186,10 @@ TEST_P(Transfer, RepeatedEmailsAreFoundAcrossAndWithinBatches) {
     }
     {
         auto load = open_loader(to, 5s);
-        const auto c = load->add({{1, "A", "a@example.org", 1}, {2, "B", "x@example.org", 1},
-                                  {3, "C", "X@example.org", 1}, {4, "D", "a@EXAMPLE.org", 1}});
+        const auto c = load->add({{1, "A", "a@example.org", 1},
+                                  {2, "B", "x@example.org", 1},
+                                  {3, "C", "X@example.org", 1},
+                                  {4, "D", "a@EXAMPLE.org", 1}});
         ASSERT_TRUE(c);
         EXPECT_EQ(c->index, 2u) << "the first repeat in the batch";
         EXPECT_EQ(c->other_id, 2);
