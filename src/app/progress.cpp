@@ -32,7 +32,8 @@ void progress::update(std::int64_t done) {
     const int tenths = static_cast<int>(done * 10 / total_);
     if (tenths <= tenths_shown_) return;
     tenths_shown_ = tenths;
-    out_ << what_ << ": " << tenths * 10 << " % (" << done << " of " << total_ << " " << unit_ << ")\n" << std::flush;
+    out_ << what_ << ": " << done * 100 / total_ << " % (" << done << " of " << total_ << " " << unit_ << ")\n"
+         << std::flush;
 }
 
 void progress::draw(std::int64_t done) {

@@ -38,7 +38,8 @@ TEST(Progress, PlainLinesAtEachTenthThenASummary) {
     EXPECT_EQ(out.str().find_first_of("\r\x1b"), std::string::npos);
 }
 
-// Updates in big steps skip tenths rather than print several lines at once.
+// Updates in big steps skip tenths rather than print several lines at once; a line says the
+// percentage reached, not the tenth crossed.
 TEST(Progress, BigStepsPrintOneLineEach) {
     manual_clock clock;
     std::ostringstream out;
@@ -49,7 +50,7 @@ TEST(Progress, BigStepsPrintOneLineEach) {
     p.finish(100);
     const auto l = lines(out.str());
     ASSERT_EQ(l.size(), 3u) << out.str();
-    EXPECT_EQ(l[0], "export: 30 % (35 of 100 users)");
+    EXPECT_EQ(l[0], "export: 35 % (35 of 100 users)");
 }
 
 TEST(Progress, NothingToDoIsOnlyTheSummary) {
