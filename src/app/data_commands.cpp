@@ -132,6 +132,9 @@ int run_backup(std::map<std::string, std::string>& o, const move_options& m) {
         if (ec != std::errc{} || end != t.data() + t.size() || pages_per_step < 1 || pages_per_step > 1000000)
             throw bad_input("--pages-per-step: must be a whole number from 1 to 1000000, got \"" + t + "\"");
     }
+    std::error_code ec;
+    if (std::filesystem::exists(o["--to"], ec))
+        throw bad_input("--to " + o["--to"] + " already exists: a backup never overwrites a file (remove it first)");
     store::backup_result r;
     try {
         r = store::backup_sqlite(
@@ -142,7 +145,8 @@ int run_backup(std::map<std::string, std::string>& o, const move_options& m) {
             },
             pages_per_step);
     } catch (const store::transfer_refused& e) {
-        throw bad_input(e.what());
+        const std::string why = e.what();  // names its file: --to (created meanwhile) or --data
+        throw bad_input((why.rfind(o["--to"] + " ", 0) == 0 ? "--to " : "--data ") + why);
     }
     if (!p) p.emplace("backup", 0, "pages", *m.log, m.terminal, clock);
     p->finish(r.users);
