@@ -2,9 +2,10 @@
 """Coalescing burst: N connections ask for one cold id at (nearly) the same instant; prints the
 X-Cache counts, the database reads the burst cost, and the fastest/median/slowest response.
 
-usage: bench/coalesce.py --port 8080 [--connections 100] [--id 2] [--runs 5]
+usage: bench/coalesce.py --port 8080 [--connections 100] [--id 2] [--runs 5] [--origin-port P]
 Start the server with --no-rate-limit and --max-connections-per-client at least N (every
-connection comes from 127.0.0.1). Each run uses the next id (so it is cold).
+connection comes from 127.0.0.1). Each run uses the next id (so it is cold). With --origin-port
+the server is a proxy cache in front of bench/origin.py, and the reads are the origin's count.
 Only 127.0.0.1 is contacted; every socket has a timeout.
 """
 import argparse
@@ -16,9 +17,9 @@ import statistics
 import time
 
 
-def cache_status(port):
+def get_json(port, path):
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        s.sendall(b"GET /cache-status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        s.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % path.encode())
         data = b""
         while chunk := s.recv(65536):
             data += chunk
@@ -66,25 +67,35 @@ def burst(port, uid, n):
     return times, counts, statuses
 
 
-def main():
+def raise_fd_limit():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # 1,000 sockets need more than 1,024 fds
+
+
+def main():
+    raise_fd_limit()
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, default=8080)
     ap.add_argument("--connections", type=int, default=100)
     ap.add_argument("--id", type=int, default=2)
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--origin-port", type=int, help="count the reads at this bench/origin.py instead")
     a = ap.parse_args()
+
+    def reads():
+        if a.origin_port:
+            return get_json(a.origin_port, "/count")["requests"]
+        return get_json(a.port, "/cache-status")["db"]["reads"]
     slowest = []
     for run in range(a.runs):
-        before = cache_status(a.port)["db"]["reads"]
+        before = reads()
         times, counts, statuses = burst(a.port, a.id + run, a.connections)
-        reads = cache_status(a.port)["db"]["reads"] - before
+        reads_run = reads() - before
         slowest.append(times[-1])
         if statuses != {"200": a.connections}:  # a refused connection is not a coalesced answer
             print("run %d: not every answer was 200: %s" % (run + 1, statuses))
         print("run %d: id %d, %s, db reads %d, fastest %.1f ms, median %.1f ms, slowest %.1f ms"
-              % (run + 1, a.id + run, counts, reads, times[0], statistics.median(times), times[-1]))
+              % (run + 1, a.id + run, counts, reads_run, times[0], statistics.median(times), times[-1]))
     print("median of slowest over %d runs: %.1f ms" % (a.runs, statistics.median(slowest)))
 
 

@@ -11,6 +11,7 @@ import argparse
 import http.client
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -140,8 +141,11 @@ def main():
         if "post" in only:
             bench_post(args, workdir, pg)
     finally:
-        redis.stop()
-        pg.stop("immediate")
+        try:
+            redis.stop()
+            pg.stop("immediate")
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)  # PostgreSQL's data folder: 40 MB a run
 
 
 if __name__ == "__main__":

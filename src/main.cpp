@@ -1,9 +1,9 @@
 // userapi: parse the command line, start the server, print where it listens, wait for a drain.
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <iostream>
 #include <optional>
-#include <exception>
 
 #include "userapi/app/data_commands.hpp"
 #include "userapi/app/server.hpp"
@@ -11,6 +11,7 @@
 #include "userapi/log/access_log.hpp"
 #include "userapi/log/log.hpp"
 #include "userapi/service/user_repository.hpp"
+#include "userapi/store/conninfo.hpp"
 
 int main(int argc, char** argv) {
     using namespace userapi;
@@ -28,7 +29,7 @@ int main(int argc, char** argv) {
     struct access_log_flush {
         ~access_log_flush() { log::stop_access_log(); }
     } flush_at_exit;
-    log::log_line(spdlog::level::info, "starting userapi: " + cfg.summary());
+    log::log_line(spdlog::level::info, "starting userapi: " + cfg.summary(store::redact_conninfo));
     try {
         std::optional<app::server> srv;
         try {

@@ -13,9 +13,14 @@ void ops_endpoints::healthz(exchange& x) {
     set_json(x.res, leaving ? 503 : 200, leaving ? draining : ok);
 }
 
-void ops_endpoints::readyz(exchange& x) {
+std::vector<std::string> ops_endpoints::unready_reasons() const {
     auto reasons = instance_.unready ? instance_.unready() : std::vector<std::string>{};
     if (state_.draining.load()) reasons.insert(reasons.begin(), "draining");
+    return reasons;
+}
+
+void ops_endpoints::readyz(exchange& x) {
+    const auto reasons = unready_reasons();
     if (reasons.empty()) {
         static const core::shared_bytes ready(R"({"status":"ready"})");
         set_json(x.res, 200, ready);
@@ -53,9 +58,15 @@ void ops_endpoints::metrics_text(exchange& x) {
     w.counter("userapi_db_reads_total", "Database reads executed.", d(s.reads));
     w.counter("userapi_db_writes_total", "Database writes executed.", d(s.writes));
     w.gauge("userapi_db_queue_depth", "Database operations waiting or running.", d(s.queue_depth));
+    w.gauge("userapi_db_queue_limit",
+            "The queue depth past which database operations are refused with 503 (db.queue_limit waiting "
+            "plus db.concurrency running).",
+            d(s.queue_capacity));
     w.gauge("userapi_rate_limit_clients", "Client buckets held by the rate limiter.",
             limiter_ ? d(limiter_->size()) : 0.0);
     w.gauge("userapi_open_connections", "Client connections open now.", d(state_.connections.load()));
+    w.gauge("userapi_ready", "1 while GET /readyz answers 200: the stores answer and the server is not draining.",
+            unready_reasons().empty() ? 1.0 : 0.0);
     w.family("userapi_build_info", "gauge", "The running build; always 1.");
     w.sample("userapi_build_info", {{"version", USERAPI_VERSION}}, 1);
     if (instance_.store_metrics) instance_.store_metrics(w);

@@ -3,7 +3,7 @@
 #include <string_view>
 #include <vector>
 
-#include "userapi/core/redact.hpp"
+#include "userapi/store/conninfo.hpp"
 #include "userapi/service/user_repository.hpp"
 
 namespace userapi::store {
@@ -21,10 +21,10 @@ bool succeeded(const PGresult* r) {
 
 }  // namespace
 
-pg_connection::pg_connection(const std::string& uri) : where_(core::redact_password(uri)) {
+pg_connection::pg_connection(const std::string& uri) : uri_(uri), where_(redact_conninfo(uri)) {
     conn_ = PQconnectdb(uri.c_str());
     if (PQstatus(conn_) != CONNECTION_OK) {
-        const std::string why = trimmed(PQerrorMessage(conn_));
+        const std::string why = trimmed(redact_libpq_message(PQerrorMessage(conn_), uri_));
         PQfinish(conn_);
         conn_ = nullptr;
         throw service::storage_error(where_ + ": cannot connect: " + why);
@@ -39,7 +39,7 @@ pg_connection::~pg_connection() {
 void pg_connection::fail(const std::string& what, const PGresult* r) const {
     std::string detail = r ? PQresultErrorMessage(r) : "";
     if (detail.empty() && conn_) detail = PQerrorMessage(conn_);
-    detail = trimmed(detail);
+    detail = trimmed(redact_libpq_message(detail, uri_));
     throw service::storage_error(where_ + ": " + what + (detail.empty() ? "" : ": " + detail));
 }
 

@@ -1,5 +1,6 @@
 // One PostgreSQL connection for bulk work (export, import), blocking libpq calls, closed when it
-// goes. Failures throw service::storage_error; the URI's password never appears in them.
+// goes. Failures throw service::storage_error; the URI's password never appears in them
+// (redact_conninfo, redact_libpq_message).
 // Not thread-safe.
 #pragma once
 
@@ -41,6 +42,7 @@ public:
     [[noreturn]] void fail(const std::string& what, const PGresult* r = nullptr) const;
 
 private:
+    std::string uri_;    // to mask what libpq's messages repeat of its secrets
     std::string where_;  // the redacted URI
     PGconn* conn_ = nullptr;
 };

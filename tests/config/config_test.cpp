@@ -1,4 +1,5 @@
 #include "userapi/config/config.hpp"
+#include "userapi/store/conninfo.hpp"
 
 #include <gtest/gtest.h>
 
@@ -142,7 +143,10 @@ TEST(Config, PostgresDataAndItsPasswordStaysSecret) {
     EXPECT_TRUE(r.config->uses_postgresql());
     EXPECT_EQ(r.config->db_concurrency, 4u);
     EXPECT_EQ(r.config->summary().find("s3cr3t"), std::string::npos);
-    EXPECT_NE(r.config->summary().find("app:***@db.example"), std::string::npos);
+    EXPECT_NE(r.config->summary().find("data=postgresql://(not shown)"), std::string::npos) << r.config->summary();
+    const auto shown = r.config->summary(userapi::store::redact_conninfo);
+    EXPECT_EQ(shown.find("s3cr3t"), std::string::npos) << shown;
+    EXPECT_NE(shown.find("data=postgresql://app@db.example:5432/users?password=***"), std::string::npos) << shown;
     EXPECT_FALSE(load({"--data", "users.db"}, nullptr).config->uses_postgresql());
 }
 
@@ -159,4 +163,26 @@ TEST(Config, SeveralInstancesOptionsAreChecked) {
     EXPECT_EQ(r.config->rate_limit_store, "redis://127.0.0.1:6379/2");
     EXPECT_EQ(r.config->rate_limit_store_fallback, "closed");
     EXPECT_EQ(r.config->instance_name, "api-1");
+}
+
+// Contract 8.7: --cache-negative-capacity (0 = off) and --idempotency-ttl-s, from the command
+// line or the file (cache.negative_capacity, users.idempotency_ttl_s), checked and in --help.
+TEST(Config, NegativeCapacityAndIdempotencyTtl) {
+    const auto d = load({}, nullptr);
+    EXPECT_EQ(d.config->cache_negative_capacity, 1000u);
+    EXPECT_EQ(d.config->idempotency_ttl_s, 86400);
+    const auto c = load({"--cache-negative-capacity", "0", "--idempotency-ttl-s", "2"}, nullptr);
+    ASSERT_TRUE(c.config) << c.output;
+    EXPECT_EQ(c.config->cache_negative_capacity, 0u);
+    EXPECT_EQ(c.config->idempotency_ttl_s, 2);
+    const auto path = write_file(R"({"cache": {"negative_capacity": 7}, "users": {"idempotency_ttl_s": 60}})");
+    const auto f = load({"--config", path}, nullptr);
+    ASSERT_TRUE(f.config) << f.output;
+    EXPECT_EQ(f.config->cache_negative_capacity, 7u);
+    EXPECT_EQ(f.config->idempotency_ttl_s, 60);
+    expect_rejected({"--cache-negative-capacity", "-1"}, "--cache-negative-capacity");
+    expect_rejected({"--idempotency-ttl-s", "0"}, "--idempotency-ttl-s");
+    const auto help = userapi::config::help_text();
+    EXPECT_NE(help.find("--cache-negative-capacity"), std::string::npos);
+    EXPECT_NE(help.find("--idempotency-ttl-s"), std::string::npos);
 }

@@ -97,8 +97,8 @@ protected:
         repo->update(1, {std::string("Renamed ✓"), std::nullopt}, {});
         repo->update(3, {std::nullopt, std::string("three@example.org")}, {});
         repo->update(3, {std::string("Three 三"), std::nullopt}, {});
-        EXPECT_EQ(repo->remove(2, {}), write_status::done);
-        EXPECT_EQ(repo->remove(last, {}), write_status::done);
+        EXPECT_EQ(repo->remove(2, {}).status, write_status::done);
+        EXPECT_EQ(repo->remove(last, {}).status, write_status::done);
         return last + 1;
     }
     std::string from, to;

@@ -22,6 +22,9 @@ public:
     void metrics_text(exchange& x);
 
 private:
+    // What /readyz reports and userapi_ready counts: draining first, then each store not answering.
+    std::vector<std::string> unready_reasons() const;
+
     const service::user_service& users_;
     const limit::local_rate_limiter* limiter_;
     const metrics& stats_;
