@@ -595,7 +595,9 @@ class CommandLine(Case):
         self.assertIn("--data", self.refused(["export", "--data", os.path.join(WORK, "none.db")]))
         self.assertIn("--in", self.refused(["import", "--data", sqlite_store(), "--in", os.path.join(WORK, "none")]))
         self.assertIn("pg_dump", self.refused(["backup", "--data", "postgresql://u@127.0.0.1:1/db", "--to", "x"]))
-        self.assertIn("exists", self.refused(["backup", "--data", src, "--to", src]))
+        self.assertRegex(self.refused(["backup", "--data", src, "--to", src]), r"--to \S+ already exists")
+        self.assertIn("--data", self.refused(["backup", "--data", os.path.join(WORK, "none.db"), "--to",
+                                              os.path.join(WORK, "none-copy.db")]))
         self.assertIn("the store itself", self.refused(["export", "--data", src, "--out", src]))
         self.assertEqual(parse_export(export(src))[0]["users"], 3, "the store survived")
         self.assertIn("--db-connect-timeout-ms", self.refused(["export", "--data", src, "--db-connect-timeout-ms", "x"]))
@@ -603,6 +605,9 @@ class CommandLine(Case):
         self.assertEqual(rc, 1, "a failure at run time: %s" % err)
         unreachable = "postgresql://userapi:hunter2@127.0.0.1:1/userapi"
         err = self.refused(["export", "--data", unreachable, "--db-connect-timeout-ms", "300"])
+        self.assertNotIn("hunter2", err)
+        self.assertIn("--data", err)
+        err = self.refused(["export", "--data", "postgresql://userapi:hunter2@[::1/userapi"])  # libpq quotes it
         self.assertNotIn("hunter2", err)
         self.assertIn("--data", err)
 
