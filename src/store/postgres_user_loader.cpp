@@ -6,7 +6,7 @@
 // server aborts the transaction with the connection: nothing was written.
 #include <unordered_map>
 
-#include "pg_connection.hpp"
+#include "pg_bulk_connection.hpp"
 #include "transfer_drivers.hpp"
 #include "userapi/service/user_repository.hpp"
 #include "userapi/store/postgres_user_repository.hpp"
@@ -90,12 +90,12 @@ public:
             text_ += '\n';
         }
         conn_.exec("SAVEPOINT batch");
-        pg_result start(PQexec(conn_.get(), "COPY users (id, name, email, version) FROM STDIN"));
+        pg_bulk_result start(PQexec(conn_.get(), "COPY users (id, name, email, version) FROM STDIN"));
         if (PQresultStatus(start.get()) != PGRES_COPY_IN) conn_.fail("cannot start COPY", start.get());
         if (PQputCopyData(conn_.get(), text_.data(), static_cast<int>(text_.size())) != 1 ||
             PQputCopyEnd(conn_.get(), nullptr) != 1)
             conn_.fail("COPY failed");
-        pg_result done(PQgetResult(conn_.get()));
+        pg_bulk_result done(PQgetResult(conn_.get()));
         while (PGresult* more = PQgetResult(conn_.get())) PQclear(more);
         if (PQresultStatus(done.get()) == PGRES_COMMAND_OK) {
             conn_.exec("RELEASE SAVEPOINT batch");
@@ -142,7 +142,7 @@ private:
     }
 
     std::unique_ptr<postgres_user_repository> repo_;  // the schema's owner, and the clear announcement
-    pg_connection conn_;                              // closing it without COMMIT aborts the load
+    pg_bulk_connection conn_;                         // closing it without COMMIT aborts the load
     std::string where_;
     std::string sequence_;
     std::string text_;  // the COPY data of one batch

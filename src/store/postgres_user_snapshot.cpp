@@ -5,7 +5,7 @@
 // those ids are skipped in the target, never reused.
 #include <algorithm>
 
-#include "pg_connection.hpp"
+#include "pg_bulk_connection.hpp"
 #include "transfer_drivers.hpp"
 #include "userapi/store/postgres_user_repository.hpp"
 
@@ -41,7 +41,7 @@ public:
     }
 
 private:
-    pg_connection conn_;  // closing it ends the transaction
+    pg_bulk_connection conn_;  // closing it ends the transaction
     std::int64_t count_ = 0;
     std::int64_t next_id_ = 1;
     bool done_ = false;
@@ -53,7 +53,7 @@ std::unique_ptr<user_snapshot> open_postgres_snapshot(const std::string& uri,
                                                       std::chrono::milliseconds connect_timeout) {
     postgres_user_repository schema(uri, connect_timeout);  // waits for the database as a server does
     {
-        pg_connection check(uri);
+        pg_bulk_connection check(uri);
         if (std::string_view(check.exec("SELECT to_regclass('userapi_schema') IS NOT NULL").value(0, 0)) != "t")
             throw transfer_refused(postgres_user_repository::redacted(uri) +
                                    ": not a userapi store (no userapi_schema table in this database)");

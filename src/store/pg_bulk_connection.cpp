@@ -1,10 +1,10 @@
-#include "pg_connection.hpp"
+#include "pg_bulk_connection.hpp"
 
 #include <string_view>
 #include <vector>
 
-#include "userapi/store/conninfo.hpp"
 #include "userapi/service/user_repository.hpp"
+#include "userapi/store/conninfo.hpp"
 
 namespace userapi::store {
 namespace {
@@ -21,7 +21,7 @@ bool succeeded(const PGresult* r) {
 
 }  // namespace
 
-pg_connection::pg_connection(const std::string& uri) : uri_(uri), where_(redact_conninfo(uri)) {
+pg_bulk_connection::pg_bulk_connection(const std::string& uri) : uri_(uri), where_(redact_conninfo(uri)) {
     conn_ = PQconnectdb(uri.c_str());
     if (PQstatus(conn_) != CONNECTION_OK) {
         const std::string why = trimmed(redact_libpq_message(PQerrorMessage(conn_), uri_));
@@ -32,26 +32,27 @@ pg_connection::pg_connection(const std::string& uri) : uri_(uri), where_(redact_
     if (PQsetClientEncoding(conn_, "UTF8") != 0) fail("cannot use UTF-8");
 }
 
-pg_connection::~pg_connection() {
+pg_bulk_connection::~pg_bulk_connection() {
     if (conn_) PQfinish(conn_);
 }
 
-void pg_connection::fail(const std::string& what, const PGresult* r) const {
+void pg_bulk_connection::fail(const std::string& what, const PGresult* r) const {
     std::string detail = r ? PQresultErrorMessage(r) : "";
     if (detail.empty() && conn_) detail = PQerrorMessage(conn_);
     detail = trimmed(redact_libpq_message(detail, uri_));
     throw service::storage_error(where_ + ": " + what + (detail.empty() ? "" : ": " + detail));
 }
 
-pg_result pg_connection::exec(const std::string& sql) {
-    pg_result r(PQexec(conn_, sql.c_str()));
+pg_bulk_result pg_bulk_connection::exec(const std::string& sql) {
+    pg_bulk_result r(PQexec(conn_, sql.c_str()));
     if (!succeeded(r.get())) fail("statement failed", r.get());
     return r;
 }
 
-pg_result pg_connection::exec(const char* sql, std::initializer_list<const char*> params) {
+pg_bulk_result pg_bulk_connection::exec(const char* sql, std::initializer_list<const char*> params) {
     const std::vector<const char*> values(params);
-    pg_result r(PQexecParams(conn_, sql, static_cast<int>(values.size()), nullptr, values.data(), nullptr, nullptr, 0));
+    pg_bulk_result r(
+        PQexecParams(conn_, sql, static_cast<int>(values.size()), nullptr, values.data(), nullptr, nullptr, 0));
     if (!succeeded(r.get())) fail("statement failed", r.get());
     return r;
 }

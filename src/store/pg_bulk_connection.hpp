@@ -12,13 +12,13 @@
 
 namespace userapi::store {
 
-struct pg_result_clear {
+struct bulk_result_clear {
     void operator()(PGresult* r) const { PQclear(r); }
 };
 
-class pg_result {
+class pg_bulk_result {
 public:
-    explicit pg_result(PGresult* r) : r_(r) {}
+    explicit pg_bulk_result(PGresult* r) : r_(r) {}
     PGresult* get() const { return r_.get(); }
     int rows() const { return PQntuples(r_.get()); }
     const char* value(int row, int col) const { return PQgetvalue(r_.get(), row, col); }
@@ -26,19 +26,19 @@ public:
     bool is_null(int row, int col) const { return PQgetisnull(r_.get(), row, col) != 0; }
 
 private:
-    std::unique_ptr<PGresult, pg_result_clear> r_;
+    std::unique_ptr<PGresult, bulk_result_clear> r_;
 };
 
-class pg_connection {
+class pg_bulk_connection {
 public:
-    explicit pg_connection(const std::string& uri);  // one attempt, UTF-8 text
-    ~pg_connection();
-    pg_connection(const pg_connection&) = delete;
-    pg_connection& operator=(const pg_connection&) = delete;
+    explicit pg_bulk_connection(const std::string& uri);  // one attempt, UTF-8 text
+    ~pg_bulk_connection();
+    pg_bulk_connection(const pg_bulk_connection&) = delete;
+    pg_bulk_connection& operator=(const pg_bulk_connection&) = delete;
 
     PGconn* get() const { return conn_; }
-    pg_result exec(const std::string& sql);  // a command or a query that must succeed
-    pg_result exec(const char* sql, std::initializer_list<const char*> params);
+    pg_bulk_result exec(const std::string& sql);  // a command or a query that must succeed
+    pg_bulk_result exec(const char* sql, std::initializer_list<const char*> params);
     [[noreturn]] void fail(const std::string& what, const PGresult* r = nullptr) const;
 
 private:
