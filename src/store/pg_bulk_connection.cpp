@@ -22,7 +22,13 @@ bool succeeded(const PGresult* r) {
 }  // namespace
 
 pg_bulk_connection::pg_bulk_connection(const std::string& uri) : uri_(uri), where_(redact_conninfo(uri)) {
-    conn_ = PQconnectdb(uri.c_str());
+    // A peer that dies or a network that drops every packet ends the work within about half a
+    // minute instead of never (TCP keepalives and user timeout); the URI's own values win, as
+    // the keywords it expands to come after these.
+    const char* keys[] = {"connect_timeout",  "keepalives",       "keepalives_idle", "keepalives_interval",
+                          "keepalives_count", "tcp_user_timeout", "dbname",          nullptr};
+    const char* values[] = {"10", "1", "10", "5", "3", "30000", uri.c_str(), nullptr};
+    conn_ = PQconnectdbParams(keys, values, 1);
     if (PQstatus(conn_) != CONNECTION_OK) {
         const std::string why = trimmed(redact_libpq_message(PQerrorMessage(conn_), uri_));
         PQfinish(conn_);

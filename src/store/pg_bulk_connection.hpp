@@ -31,7 +31,8 @@ private:
 
 class pg_bulk_connection {
 public:
-    explicit pg_bulk_connection(const std::string& uri);  // one attempt, UTF-8 text
+    // One attempt, UTF-8 text, TCP keepalives and a TCP user timeout of 30 s unless the URI sets them.
+    explicit pg_bulk_connection(const std::string& uri);
     ~pg_bulk_connection();
     pg_bulk_connection(const pg_bulk_connection&) = delete;
     pg_bulk_connection& operator=(const pg_bulk_connection&) = delete;
