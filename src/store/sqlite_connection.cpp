@@ -57,4 +57,14 @@ void require_sqlite_store(const std::string& path) {
     if (*version == 0) throw transfer_refused(path + ": not a userapi store (it has no users table)");
 }
 
+void require_new_or_sqlite_store(const std::string& path) {
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec) || std::filesystem::file_size(path, ec) == 0) return;
+    sqlite_connection c(path, SQLITE_OPEN_READWRITE);
+    const auto version = c.query_int("PRAGMA user_version");
+    if (!version) c.fail("not a usable SQLite database");
+    if (*version == 0 && c.query_int("SELECT count(*) FROM sqlite_master").value_or(0) > 0)
+        throw transfer_refused(path + ": not a userapi store (a SQLite database with tables of its own)");
+}
+
 }  // namespace userapi::store

@@ -40,5 +40,8 @@ private:
 // Refuses (transfer_refused) what is not a userapi SQLite store: no such file, ":memory:", or a
 // file without the schema (PRAGMA user_version 0). Reads only: a file that is not ours stays as it was.
 void require_sqlite_store(const std::string& path);
+// What an import may fill: no file (or an empty one), a database without tables, or a userapi
+// store; another program's database (tables, no userapi schema) is refused untouched.
+void require_new_or_sqlite_store(const std::string& path);
 
 }  // namespace userapi::store

@@ -97,6 +97,7 @@ private:
 
 std::unique_ptr<user_loader> open_sqlite_loader(const std::string& path) {
     if (path == ":memory:") throw transfer_refused(":memory: keeps nothing after the import ends");
+    require_new_or_sqlite_store(path);
     { sqlite_user_repository schema(path); }  // creates the file, its folder and the schema as the server does
     return std::make_unique<sqlite_user_loader>(path);
 }

@@ -238,6 +238,7 @@ TEST(TransferSources, MissingOrForeignStoresAreRefusedUntouched) {
         sqlite3_close(db);
     }
     EXPECT_THROW(open_snapshot(foreign, 1s), transfer_refused);
+    EXPECT_THROW(open_loader(foreign, 1s), transfer_refused) << "another program's database is no empty store";
     sqlite3* db = nullptr;
     sqlite3_open(foreign.c_str(), &db);
     sqlite3_stmt* s = nullptr;
