@@ -117,6 +117,8 @@ class Server:
         return r.status, {k.lower(): v for k, v in r.getheaders()}, json.loads(data) if data else None
 
     def stop(self):
+        """Stops the server; it must drain and exit 0, with no sanitizer report on its stderr."""
+        killed = False
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -124,8 +126,14 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+                killed = True
         self.proc.stdout.close()
+        self.log.seek(0)
+        err = self.log.read().decode("utf-8", "replace")
         self.log.close()
+        if killed or self.proc.returncode != 0 or "Sanitizer" in err:
+            raise AssertionError("the server did not exit cleanly (status %s%s): %s" %
+                                 (self.proc.returncode, ", killed after 15 s" if killed else "", err[-1500:]))
 
 
 def parse_export(data):
