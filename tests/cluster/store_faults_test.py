@@ -355,7 +355,11 @@ def check_redis(f, binary, redis):
         bad = [x for x in samples if x[2] != 200]
         slow = sum(1 for x in lat if x >= 0.040)
         # A connection waits for Redis once, until the timeout; then it knows Redis is stalled.
-        f.check(samples and not bad and lat[len(lat) // 2] <= 0.025 and lat[-1] <= 0.050 + 0.075,
+        # A wait per request would move the median to 50 ms, a wait for the stall the maximum to
+        # seconds; the p99 and max bounds leave room for a sanitizer build's scheduling (its
+        # instance answered a cached GET in 16 ms before the stop, and 13 of 1,965 took 40 ms+).
+        p99 = lat[min(len(lat) - 1, len(lat) * 99 // 100)] if lat else 0
+        f.check(samples and not bad and lat[len(lat) // 2] <= 0.025 and p99 <= 0.050 + 0.075 and lat[-1] <= 1.0,
                 f"Redis stopped 3 s (--rate-limit-store-timeout-ms 50, fallback local), cached GETs: "
                 f"{len(samples)} answers, {stats(lat)}, {slow} of them 40 ms or more (before the stop "
                 f"{base * 1000:.1f} ms); not 200: {len(bad)}")
