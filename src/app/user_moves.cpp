@@ -137,7 +137,7 @@ std::int64_t import_users(const std::string& data, int fd, const move_options& o
     flush();
     if (count != header.users)
         refuse_line(1, "the header's \"users\" is " + std::to_string(header.users) + " but " + std::to_string(count) +
-                           " user lines follow");
+                           (count == 1 ? " user line follows" : " user lines follow"));
     loader->commit(header.next_id);
     p.finish(count);
     return count;
