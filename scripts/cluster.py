@@ -4,10 +4,14 @@ Redis in a throwaway folder on loopback ports, three instances sharing them, ngi
 (deploy/nginx/userapi.conf with the three upstreams). Ctrl-C (or SIGTERM) stops everything and
 removes the folder. Arguments after the options go to every instance.
 
-usage: scripts/cluster [--port 8080] [--instances 3] [-- userapi options...]
+With --data URI the instances use that PostgreSQL database instead (one `userapi migrate` or
+`userapi import` filled, say), and it is left running and as it is when the cluster stops.
+
+usage: scripts/cluster [--port 8080] [--instances 3] [--data postgresql://...] [-- userapi options...]
 """
 import argparse
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -27,21 +31,28 @@ def main():
     ap.add_argument("--port", type=int, default=8080, help="where nginx listens (default 8080)")
     ap.add_argument("--instances", type=int, default=3)
     ap.add_argument("--binary", default=os.path.join(ROOT, "build", "userapi"))
+    ap.add_argument("--data", help="an existing PostgreSQL database (postgresql://...) instead of a new one")
     ap.add_argument("extra", nargs="*", help="options for every instance")
     args = ap.parse_args()
+    if args.data and not args.data.startswith(("postgresql://", "postgres://")):
+        ap.error("--data takes a postgresql:// URI")
 
     work = tempfile.mkdtemp(prefix="userapi-cluster-")
     pg, redis, procs, nginx = Postgres(os.path.join(work, "pg")), Redis(os.path.join(work, "redis")), [], None
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     try:
-        pg.start()
+        if args.data:
+            pg = None
+        else:
+            pg.start()
+        data = args.data or pg.uri()
         redis.start()
         ports = []
         for i in range(args.instances):
             port = args.port + 1 + i
             cmd = [args.binary, "--config", os.path.join(ROOT, "config", "userapi.json"), "--port", str(port),
-                   "--data", pg.uri(), "--rate-limit-store", redis.uri(), "--trusted-proxy", "127.0.0.2/32",
+                   "--data", data, "--rate-limit-store", redis.uri(), "--trusted-proxy", "127.0.0.2/32",
                    "--db-concurrency", "4", "--instance-name", f"userapi-{i + 1}", *args.extra]
             log = open(os.path.join(work, f"userapi-{i + 1}.log"), "w")
             procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log))
@@ -52,7 +63,7 @@ def main():
         nginx, _ = nginx_test.start_nginx(find_tool("nginx", "/usr/sbin"), os.path.join(work, "nginx"), ports,
                                           listen_port=args.port)
         print(f"cluster: http://127.0.0.1:{args.port} (nginx) -> userapi on {', '.join(map(str, ports))}; "
-              f"PostgreSQL {pg.uri()}; Redis {redis.uri()}; logs in {work}", flush=True)
+              f"PostgreSQL {redact(data)}; Redis {redis.uri()}; logs in {work}", flush=True)
         print("cluster: Ctrl-C stops everything", flush=True)
         while not stopping and all(p.poll() is None for p in procs):
             time.sleep(0.2)
@@ -73,9 +84,15 @@ def main():
         for p in procs:
             _step(lambda: _wait_or_kill(p, 15))
         _step(redis.stop)
-        _step(pg.stop)
+        if pg:
+            _step(pg.stop)
         subprocess.run(["rm", "-rf", work])
         print("cluster: stopped", flush=True)
+
+
+def redact(uri):
+    """The URI without its password, for what the cluster prints."""
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", re.sub(r"(password=)[^&]*", r"\1***", uri))
 
 
 def _step(action):

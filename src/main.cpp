@@ -5,6 +5,7 @@
 #include <iostream>
 #include <optional>
 
+#include "userapi/app/data_commands.hpp"
 #include "userapi/app/server.hpp"
 #include "userapi/config/config.hpp"
 #include "userapi/log/access_log.hpp"
@@ -15,6 +16,7 @@
 int main(int argc, char** argv) {
     using namespace userapi;
     const std::vector<std::string> args(argv + 1, argv + argc);
+    if (!args.empty() && app::is_data_command(args[0])) return app::run_data_command(args);  // export, import, ...
     auto loaded = config::load(args, std::getenv("USERAPI_ADMIN_TOKEN"));
     if (!loaded.config) {
         (loaded.exit_code == 0 ? std::cout : std::cerr) << loaded.output << std::flush;

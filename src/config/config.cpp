@@ -444,7 +444,8 @@ std::string settings::summary(data_redactor redact) const {
 
 std::string help_text() {
     std::ostringstream s;
-    s << "usage: userapi [--config FILE] [options]\n\n"
+    s << "usage: userapi [--config FILE] [options]\n"
+         "       userapi export|import|migrate|backup [options]   move users between stores (each has --help)\n\n"
          "HTTP/JSON server for user records. Options override the config file, which overrides\n"
          "the built-in defaults. Config file keys nest as in config/userapi.json.\n\n"
          "  --config FILE  JSON config file\n";

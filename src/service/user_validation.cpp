@@ -156,16 +156,15 @@ std::variant<json, invalid_user> parse_object(std::string_view body, const char*
     return obj;
 }
 
-// "" when `value`, the field `field` of a user, is acceptable; else why not.
-std::string field_problem(const char* field, const std::string& value) {
+}  // namespace
+
+std::string field_problem(std::string_view field, const std::string& value) {
     if (value.empty()) return std::string(field) + " must not be empty";
-    if (std::string_view(field) == "name") return name_problem(value);
+    if (field == "name") return name_problem(value);
     if (value.size() > kMaxEmailChars) return "email must be at most 254 characters";
     if (!is_valid_email(value)) return "email must look like local@domain.tld";
     return {};
 }
-
-}  // namespace
 
 std::variant<new_user, invalid_user> parse_new_user(std::string_view body) {
     auto parsed = parse_object(body, "body must be a JSON object with name and email");

@@ -29,6 +29,10 @@ std::variant<user_patch, invalid_user> parse_user_patch(std::string_view body);
 // bidirectional control characters, at least one visible character. Else why not.
 std::string name_problem(std::string_view name);
 
+// "" when `value` is acceptable as the user's `field` ("name" or "email") in POST /users and
+// PATCH; else why not, naming the field. The import of an export (section 10) checks with it too.
+std::string field_problem(std::string_view field, const std::string& value);
+
 // local@domain.tld, ASCII, at most 254 characters.
 bool is_valid_email(std::string_view email);
 
