@@ -1,11 +1,13 @@
 // userapi: parse the command line, start the server, print where it listens, wait for a drain.
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <iostream>
 #include <optional>
-#include <exception>
 
+#include "userapi/app/new_api_key.hpp"
 #include "userapi/app/server.hpp"
+#include "userapi/auth/authenticator.hpp"
 #include "userapi/config/config.hpp"
 #include "userapi/log/access_log.hpp"
 #include "userapi/log/log.hpp"
@@ -14,6 +16,8 @@
 int main(int argc, char** argv) {
     using namespace userapi;
     const std::vector<std::string> args(argv + 1, argv + argc);
+    if (!args.empty() && args[0] == "new-api-key")
+        return app::new_api_key_main({args.begin() + 1, args.end()}, std::cout, std::cerr);
     auto loaded = config::load(args, std::getenv("USERAPI_ADMIN_TOKEN"));
     if (!loaded.config) {
         (loaded.exit_code == 0 ? std::cout : std::cerr) << loaded.output << std::flush;
@@ -32,6 +36,9 @@ int main(int argc, char** argv) {
         try {
             srv.emplace(cfg);
             srv->start();
+        } catch (const auth::setup_error& e) {  // an unusable --api-keys or --jwt-jwks
+            std::cerr << "userapi: " << e.what() << std::endl;
+            return 2;
         } catch (const service::storage_error& e) {
             // An unusable --data file is a configuration error: say so and exit 2.
             log::log_event(spdlog::level::critical, "unusable --data", {{"error", e.what()}});

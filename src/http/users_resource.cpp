@@ -37,6 +37,23 @@ void set_unavailable(response& res, outcome status, const std::string& error, st
     }
 }
 
+// Contract 9.6: every write is an event naming who made it, the user, and its new version
+// (none for a delete).
+void audit_write(const exchange& x, std::string_view action, std::int64_t id, std::int64_t version) {
+    if (!log::log_enabled(spdlog::level::info)) return;
+    const auto user = std::to_string(id);
+    if (version > 0)
+        log::log_event(spdlog::level::info, "write",
+                       {{"request_id", x.id},
+                        {"identity", x.identity()},
+                        {"action", action},
+                        {"user_id", user, true},
+                        {"version", std::to_string(version), true}});
+    else
+        log::log_event(spdlog::level::info, "write",
+                       {{"request_id", x.id}, {"identity", x.identity()}, {"action", action}, {"user_id", user, true}});
+}
+
 const char* x_cache(service::source s) {
     switch (s) {
         case service::source::hit:
@@ -225,6 +242,7 @@ asio::awaitable<void> users_resource::create(exchange& x) {
         co_await await_reply<service::reply>([&](auto done) { users_.create(std::move(u), std::move(done)); },
                                              std::chrono::milliseconds(cfg_.request_timeout_ms));
     if (r && r->status == outcome::ok) {
+        audit_write(x, "create", r->id, r->user.version);
         set_user(res, 201, r->id, r->user);
         res.set(field::location, "/users/" + std::to_string(r->id));
     } else if (r && r->status == outcome::email_taken) {
@@ -254,10 +272,12 @@ asio::awaitable<void> users_resource::patch(exchange& x) {
     const auto r = co_await await_reply<service::reply>(
         [&](auto done) { users_.update(*id, std::move(p), std::move(*pre), std::move(done)); },
         std::chrono::milliseconds(cfg_.request_timeout_ms));
-    if (r && r->status == outcome::ok)
+    if (r && r->status == outcome::ok) {
+        audit_write(x, "update", *id, r->user.version);
         set_user(res, 200, *id, r->user);
-    else
+    } else {
         answer_write_failure(x, *id, r, email);
+    }
 }
 
 asio::awaitable<void> users_resource::remove(exchange& x) {
@@ -268,10 +288,12 @@ asio::awaitable<void> users_resource::remove(exchange& x) {
     const auto r =
         co_await await_reply<service::reply>([&](auto done) { users_.remove(*id, std::move(*pre), std::move(done)); },
                                              std::chrono::milliseconds(cfg_.request_timeout_ms));
-    if (r && r->status == outcome::ok)
+    if (r && r->status == outcome::ok) {
+        audit_write(x, "delete", *id, r->user.version);
         x.res.result(204);
-    else
+    } else {
         answer_write_failure(x, *id, r, "");
+    }
 }
 
 void users_resource::answer_write_failure(exchange& x, std::int64_t id, const std::optional<service::reply>& r,
