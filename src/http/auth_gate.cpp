@@ -128,10 +128,10 @@ auth_gate::decision auth_gate::decide(const request& req, route r, bhttp::verb v
             d.kind = decision::unknown_kid;
         return d;
     }
-    if (!v2.who->scopes.has(*needed))
-        return refusal(auth_failure::insufficient_scope, "the credentials do not grant the scope this request needs",
-                       *needed);
     decision d;
+    if (!v2.who->scopes.has(*needed))  // refused, and yet who it is: its bucket is charged
+        d = refusal(auth_failure::insufficient_scope, "the credentials do not grant the scope this request needs",
+                    *needed);
     d.who = v2.who;
     d.owned = std::move(v2.owned);
     return d;

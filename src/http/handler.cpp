@@ -282,7 +282,7 @@ asio::awaitable<bool> handler::authenticate(exchange& x) {
     }
     x.who_owned = std::move(d.owned);
     x.who = x.who_owned.get();
-    if (!co_await admit(x)) co_return false;  // a refused request is charged to its address
+    if (!co_await admit(x)) co_return false;  // 400 and 401 are charged to the address, 403 to the identity
     if (d.kind != auth_gate::decision::pass) {
         gate_.refuse(x, d);
         co_return false;

@@ -35,8 +35,9 @@ public:
 
     struct decision {
         enum kind_type { pass, refuse, unknown_kid, later } kind = pass;
-        const auth::principal* who = nullptr;          // pass: the authenticated caller; null: anonymous
-        std::shared_ptr<const auth::principal> owned;  // pass with `keep`: holds `who`
+        // The authenticated caller (pass, and an insufficient scope); null: anonymous or refused.
+        const auth::principal* who = nullptr;
+        std::shared_ptr<const auth::principal> owned;  // with `keep`: holds `who`
         auth_failure reason = auth_failure::missing;   // refuse, unknown_kid
         const char* description = "";
         auth::scope needed = auth::scope::users_read;
