@@ -75,6 +75,10 @@ public:
     // lookup or a signature check is `later` (the caller asks again where it may take long).
     verdict check(std::string_view token, bool keep = false, bool quick = false);
 
+    // The principal the memo (or the admin token) gives `token` on this thread, or null: what
+    // check() finds first, without anything else. Valid until this thread's next call.
+    const std::shared_ptr<const principal>* remembered(std::string_view token);
+
     // Constant time in the token's length.
     bool is_admin_token(std::string_view token) const;
     const std::shared_ptr<const principal>& admin_principal() const { return admin_; }

@@ -16,7 +16,9 @@ struct bearer_credentials {
     std::string_view token;  // a view into the value
 };
 
-bearer_credentials parse_authorization(std::string_view value);
+// `check_token` false: the token's characters are not looked at (`bearer` whatever they are),
+// for a caller that first asks whether it knows the token (a known one was checked then).
+bearer_credentials parse_authorization(std::string_view value, bool check_token = true);
 
 // RFC 6750's b64token: 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
 bool is_b64token(std::string_view token);
