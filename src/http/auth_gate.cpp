@@ -78,13 +78,18 @@ auth_gate::auth_gate(const config::settings& cfg, auth::authenticator* a, metric
 
 // v2: DELETE /cache needs the admin token, and 401 / 403 say so as they always did.
 auth_gate::decision auth_gate::check_admin_token_only(const request& req) const {
+    const auto v2 = [](decision d) {
+        d.admin_token_only = true;
+        return d;
+    };
     const auto [count, value] = authorization_fields(req);
-    if (count > 1) return refusal(auth_failure::invalid_request, "more than one Authorization field", scope::admin);
+    if (count > 1) return v2(refusal(auth_failure::invalid_request, "more than one Authorization field", scope::admin));
     const auto c = auth::parse_authorization(value);
     if (count == 0 || c.kind != auth::bearer_credentials::bearer)
-        return refusal(auth_failure::missing, "DELETE /cache needs Authorization: Bearer <admin token>", scope::admin);
+        return v2(
+            refusal(auth_failure::missing, "DELETE /cache needs Authorization: Bearer <admin token>", scope::admin));
     if (!auth_ || !auth_->is_admin_token(c.token))
-        return refusal(auth_failure::insufficient_scope, "the admin token is not valid", scope::admin);
+        return v2(refusal(auth_failure::insufficient_scope, "the admin token is not valid", scope::admin));
     decision d;
     d.who = auth_->admin_principal().get();
     return d;
@@ -176,9 +181,10 @@ void auth_gate::refuse(exchange& x, const decision& d) const {
             challenge += ", scope=\"";
             challenge += needed;
             challenge += '"';
-            detail = std::string(d.description) + " (it needs the scope " + std::string(needed) + ")";
+            detail = "these credentials do not grant " + std::string(needed) + ", which this request needs";
             break;
     }
+    if (d.admin_token_only) detail = d.description;
     stats_.auth_failed(d.reason);
     x.res.set(field::www_authenticate, challenge);
     set_problem(x.res, status, detail);

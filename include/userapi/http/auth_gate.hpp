@@ -41,6 +41,7 @@ public:
         auth_failure reason = auth_failure::missing;   // refuse, unknown_kid
         const char* description = "";
         auth::scope needed = auth::scope::users_read;
+        bool admin_token_only = false;  // v2's refusal: its detail is the description, as it always was
     };
 
     // Whether any request is ever looked at: credentials configured, or the admin token.
