@@ -512,7 +512,8 @@ std::string settings::summary() const {
 
 std::string help_text() {
     std::ostringstream s;
-    s << "usage: userapi [--config FILE] [options]\n\n"
+    s << "usage: userapi [--config FILE] [options]\n"
+         "       userapi new-api-key ID SCOPE...   print a new API key and its --api-keys entry\n\n"
          "HTTP/JSON server for user records. Options override the config file, which overrides\n"
          "the built-in defaults. Config file keys nest as in config/userapi.json.\n\n"
          "  --config FILE  JSON config file\n";
@@ -523,7 +524,9 @@ std::string help_text() {
         s << "  " << name << std::string(name.size() < 36 ? 36 - name.size() : 1, ' ') << o.help << "\n";
     }
     s << "  --help                              print this and exit\n"
-         "  --version                           print the version and exit\n";
+         "  --version                           print the version and exit\n\n"
+         "SIGHUP rereads the --api-keys file and a --jwt-jwks file (or fetches its URL); a bad file\n"
+         "keeps the credentials there were.\n";
     return s.str();
 }
 

@@ -76,8 +76,9 @@ auth_gate::auth_gate(const config::settings& cfg, auth::authenticator* a, metric
       anonymous_(anonymous_scopes(cfg, a && a->configured())),
       active_((a && a->configured()) || !cfg.admin_token.empty() || cfg.anonymous_scopes.has_value()) {}
 
-// v2: DELETE /cache needs the admin token, and 401 / 403 say so as they always did.
-auth_gate::decision auth_gate::check_admin_token_only(const request& req) const {
+// v2: DELETE /cache needs the admin token, and 401 / 403 say so as they always did (also what
+// needs admin when --anonymous-scopes withholds it).
+auth_gate::decision auth_gate::check_admin_token_only(const request& req, route r) const {
     const auto v2 = [](decision d) {
         d.admin_token_only = true;
         return d;
@@ -86,8 +87,10 @@ auth_gate::decision auth_gate::check_admin_token_only(const request& req) const 
     if (count > 1) return v2(refusal(auth_failure::invalid_request, "more than one Authorization field", scope::admin));
     const auto c = auth::parse_authorization(value);
     if (count == 0 || c.kind != auth::bearer_credentials::bearer)
-        return v2(
-            refusal(auth_failure::missing, "DELETE /cache needs Authorization: Bearer <admin token>", scope::admin));
+        return v2(refusal(auth_failure::missing,
+                          r == route::cache ? "DELETE /cache needs Authorization: Bearer <admin token>"
+                                            : "this request needs Authorization: Bearer <admin token>",
+                          scope::admin));
     if (!auth_ || !auth_->is_admin_token(c.token))
         return v2(refusal(auth_failure::insufficient_scope, "the admin token is not valid", scope::admin));
     decision d;
@@ -99,8 +102,11 @@ auth_gate::decision auth_gate::decide(const request& req, route r, bhttp::verb v
     const auto needed = scope_needed(r, v);
     if (!needed || !active_) return {};
     if (!credentials_configured()) {
-        if (*needed == scope::admin && r == route::cache && auth_ && auth_->admin_principal())
-            return check_admin_token_only(req);
+        // The admin token is the one credential there is: it guards DELETE /cache (as in v2),
+        // and opens what needs admin when --anonymous-scopes withholds that from everyone else.
+        const bool admin_token = auth_ && auth_->admin_principal();
+        if (*needed == scope::admin && admin_token && (r == route::cache || !anonymous_.has(scope::admin)))
+            return check_admin_token_only(req, r);
         if (anonymous_.has(*needed)) return {};
         return refusal(auth_failure::missing, "this request needs credentials: Authorization: Bearer <token>", *needed);
     }

@@ -59,7 +59,7 @@ public:
     auth::authenticator* authenticator() const { return auth_; }
 
 private:
-    decision check_admin_token_only(const request& req) const;
+    decision check_admin_token_only(const request& req, route r) const;
 
     auth::authenticator* auth_;
     metrics& stats_;
