@@ -30,6 +30,12 @@ int main(int argc, char** argv) {
     struct access_log_flush {
         ~access_log_flush() { log::stop_access_log(); }
     } flush_at_exit;
+    try {  // an unusable key file or JWK Set file: its one line, before anything is logged
+        app::check_credential_files(cfg);
+    } catch (const auth::setup_error& e) {
+        std::cerr << "userapi: " << e.what() << std::endl;
+        return 2;
+    }
     log::log_line(spdlog::level::info, "starting userapi: " + cfg.summary());
     try {
         std::optional<app::server> srv;

@@ -445,6 +445,8 @@ void server::impl::begin_drain() {
     asio::co_spawn(main_context(), drain(), asio::detached);
 }
 
+void check_credential_files(const config::settings& cfg) { auth::authenticator::check_files(make_auth_options(cfg)); }
+
 server::server(config::settings cfg, std::unique_ptr<service::user_repository> repo, const core::clock* clock)
     : impl_(std::make_unique<impl>(std::move(cfg), std::move(repo), clock)) {}
 

@@ -61,7 +61,7 @@ std::variant<std::shared_ptr<const api_key_set>, std::string> authenticator::loa
     return std::make_shared<const api_key_set>(std::move(std::get<api_key_set>(parsed)));
 }
 
-std::variant<std::shared_ptr<const jwk_set>, std::string> authenticator::load_jwks() const {
+std::variant<std::shared_ptr<const jwk_set>, std::string> authenticator::load_jwks(bool log_notes) const {
     const bool url = jwks_is_url();
     const std::string name = "--jwt-jwks " + (url ? url_for_log(opts_.jwks) : opts_.jwks);
     std::string text;
@@ -76,9 +76,21 @@ std::variant<std::shared_ptr<const jwk_set>, std::string> authenticator::load_jw
     }
     std::vector<std::string> notes;
     auto parsed = jwk_set::parse(text, &notes);
-    for (const auto& n : notes) log::log_event(spdlog::level::warn, "JWK left out", {{"jwks", name}, {"why", n}});
+    if (log_notes)
+        for (const auto& n : notes) log::log_event(spdlog::level::warn, "JWK left out", {{"jwks", name}, {"why", n}});
     if (auto* e = std::get_if<std::string>(&parsed)) return name + ": " + *e;
     return std::make_shared<const jwk_set>(std::move(std::get<jwk_set>(parsed)));
+}
+
+void authenticator::check_files(const options& o) {
+    options files = o;
+    if (is_http_url(files.jwks)) files.jwks.clear();
+    static const core::system_clock clock;
+    const authenticator a(files, clock);
+    if (!files.api_keys_file.empty())
+        if (auto r = a.load_keys(); auto* e = std::get_if<std::string>(&r)) throw setup_error(*e);
+    if (!files.jwks.empty())
+        if (auto r = a.load_jwks(false); auto* e = std::get_if<std::string>(&r)) throw setup_error(*e);
 }
 
 void authenticator::start() {

@@ -610,6 +610,22 @@ class Reloads(AuthCase):
         finally:
             served.stop()
 
+    def test_an_unusable_file_at_start_exits_2_with_one_line_naming_it(self):
+        bad = self.write("bad.json", '{"keys": [')
+        cases = [["--api-keys", bad], ["--api-keys", os.path.join(self.folder, "missing.json")],
+                 ["--jwt-jwks", bad, "--jwt-issuer", ISSUER, "--jwt-audience", AUDIENCE],
+                 ["--api-keys", self.keys_file(key_entry("a", new_key(), ["users:read"])), "--jwt-jwks",
+                  self.write("private.json", {"keys": [dict(Key("EC", "k", "ES256").jwk(), d="AAAA")]}),
+                  "--jwt-issuer", ISSUER, "--jwt-audience", AUDIENCE]]
+        for args in cases:
+            r = subprocess.run([BINARY, "--port", "0", "--data", ":memory:", *args], capture_output=True, text=True,
+                               timeout=30)
+            lines = (r.stdout + r.stderr).strip().splitlines()
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertEqual(len(lines), 1, lines)
+            named = [a for a in args if a.endswith(".json")][-1]
+            self.assertIn(os.path.basename(named), lines[0])
+
     def test_an_unusable_jwks_url_at_start_exits_2(self):
         served = JwksServer("{}")
         url = served.url

@@ -61,6 +61,10 @@ public:
     // Loads the key file and the JWK Set (throws setup_error), then starts the thread.
     void start();
 
+    // Reads the key file and a JWK Set file as start() would, and throws what it would; a
+    // JWK Set URL is not fetched. For a check before anything else happens.
+    static void check_files(const options& o);
+
     // API keys or a JWK Set are configured (the admin token alone is not: contract 9.1).
     bool configured() const { return !opts_.api_keys_file.empty() || !opts_.jwks.empty(); }
     bool jwks_is_url() const;
@@ -110,7 +114,7 @@ private:
     void install(std::shared_ptr<const api_key_set> keys, std::shared_ptr<const jwk_set> jwks);
     // Reads the key file / the JWK Set: the set, or an error in words.
     std::variant<std::shared_ptr<const api_key_set>, std::string> load_keys() const;
-    std::variant<std::shared_ptr<const jwk_set>, std::string> load_jwks() const;
+    std::variant<std::shared_ptr<const jwk_set>, std::string> load_jwks(bool log_notes = true) const;
     bool refresh_jwks(const char* why);  // on the authenticator's thread: a URL fetched
     void run();
 
