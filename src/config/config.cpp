@@ -573,7 +573,9 @@ load_result load(const std::vector<std::string>& args, const char* env_admin_tok
         for (const auto& [name, text] : items) {
             const option* o = find_cli(name);
             if (o->type == kind::list) {
-                auto it = std::find_if(lists.begin(), lists.end(), [&](const auto& l) { return l.first == name; });
+                const std::string& option_name = name;  // clang 14 cannot capture a structured binding
+                auto it =
+                    std::find_if(lists.begin(), lists.end(), [&](const auto& l) { return l.first == option_name; });
                 if (it == lists.end()) it = lists.insert(lists.end(), {name, {}});
                 it->second.push_back(*text);
                 continue;
