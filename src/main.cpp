@@ -12,6 +12,7 @@
 #include "userapi/log/access_log.hpp"
 #include "userapi/log/log.hpp"
 #include "userapi/service/user_repository.hpp"
+#include "userapi/store/conninfo.hpp"
 
 int main(int argc, char** argv) {
     using namespace userapi;
@@ -36,7 +37,7 @@ int main(int argc, char** argv) {
         std::cerr << "userapi: " << e.what() << std::endl;
         return 2;
     }
-    log::log_line(spdlog::level::info, "starting userapi: " + cfg.summary());
+    log::log_line(spdlog::level::info, "starting userapi: " + cfg.summary(store::redact_conninfo));
     try {
         std::optional<app::server> srv;
         try {

@@ -135,7 +135,7 @@ struct server::impl {
           repos(make_repos(cfg, std::move(r), watch.get())),
           cache(clock, cfg.cache_capacity,
                 {std::chrono::milliseconds(cfg.cache_ttl_ms), std::chrono::milliseconds(cfg.cache_negative_ttl_ms),
-                 std::chrono::milliseconds(cfg.cache_stale_ms)}),
+                 std::chrono::milliseconds(cfg.cache_stale_ms), cfg.cache_negative_capacity}),
           db(db_ioc, clock, std::chrono::milliseconds(cfg.db_latency_ms), cfg.db_queue_limit, cfg.db_concurrency),
           users(cache, db, raw(repos), clock, std::chrono::milliseconds(cfg.request_timeout_ms)),
           limiter(clock, make_policy(cfg), cfg.max_clients),
@@ -205,9 +205,14 @@ struct server::impl {
                                                              service::user_service*& users) {
         if (!cfg.uses_postgresql()) return nullptr;
         return std::make_unique<store::postgres_watch>(
-            cfg.db_path, store::postgres_watch::events{[&users](std::int64_t id) { users->remote_write(id); },
-                                                       [&users] { users->remote_clear(); },
-                                                       [&users](bool on) { users->set_coherent(on); }});
+            cfg.db_path, store::postgres_watch::events{
+                             [&users](const store::notification& n) {
+                                 if (n.kind == store::notification::unversioned)
+                                     users->remote_write(n.id);
+                                 else
+                                     users->remote_write(n.id, n.version, n.kind == store::notification::deleted);
+                             },
+                             [&users] { users->remote_clear(); }, [&users](bool on) { users->set_coherent(on); }});
     }
     // One repository per DB-queue slot: a connection each (SQLite: one).
     static std::vector<std::unique_ptr<service::user_repository>> make_repos(
@@ -269,6 +274,7 @@ struct server::impl {
     template <class Socket>
     void refuse(Socket& socket, bool per_client_limit);
     asio::awaitable<void> sweep();
+    asio::awaitable<void> purge_keys();
     asio::awaitable<void> drain();
     void begin_drain();
 
@@ -404,6 +410,23 @@ asio::awaitable<void> server::impl::sweep() {
     }
 }
 
+// Idempotency-Keys older than their TTL are new again whether purged or not; purging only
+// keeps the store small. Every half TTL, between 1 s and 5 min.
+asio::awaitable<void> server::impl::purge_keys() {
+    const auto ttl = std::chrono::seconds(cfg.idempotency_ttl_s);
+    const auto every = std::clamp<std::chrono::milliseconds>(ttl / 2, std::chrono::seconds(1), std::chrono::minutes(5));
+    asio::steady_timer timer(co_await asio::this_coro::executor);
+    for (;;) {
+        timer.expires_after(every);
+        auto [ec] = co_await timer.async_wait(use_tuple);
+        if (ec || state.draining.load()) co_return;
+        users.purge_keys(ttl, [](std::size_t purged) {
+            if (purged && log_enabled(spdlog::level::debug))
+                log_event(spdlog::level::debug, "purged idempotency keys", {{"keys", std::to_string(purged), true}});
+        });
+    }
+}
+
 asio::awaitable<void> server::impl::drain() {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(cfg.drain_timeout_ms);
     asio::steady_timer timer(co_await asio::this_coro::executor);
@@ -492,6 +515,7 @@ void server::start() {
     m.on_hangup();
     asio::co_spawn(m.acceptor->get_executor(), m.listen(), asio::detached);
     asio::co_spawn(m.main_context(), m.sweep(), asio::detached);
+    asio::co_spawn(m.main_context(), m.purge_keys(), asio::detached);
 
     for (std::size_t i = 0; i < m.cfg.db_concurrency; ++i)
         m.db_threads.emplace_back([&m] {

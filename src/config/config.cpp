@@ -14,7 +14,6 @@
 #include <nlohmann/json.hpp>
 
 #include "userapi/core/ip_address.hpp"
-#include "userapi/core/redact.hpp"
 #include "userapi/core/redis_uri.hpp"
 
 namespace userapi::config {
@@ -169,6 +168,9 @@ const std::vector<option>& options() {
          "serve an expired user this long while one refresh runs, and while the database fails; 0 = off "
          "(default 0)",
          store_int<std::int64_t, &settings::cache_stale_ms>()},
+        {"--cache-negative-capacity", "cache.negative_capacity", kind::integer, 0, 1e8,
+         "remembered not-founds held at most, in their own LRU (they never evict a user); 0 = off (default 1000)",
+         store_int<std::size_t, &settings::cache_negative_capacity>()},
         {nullptr, "users.require_if_match", kind::boolean, 0, 0, "",
          [](settings& s, const value& v) {
              s.require_if_match = std::get<bool>(v);
@@ -179,6 +181,9 @@ const std::vector<option>& options() {
              s.require_if_match = true;
              return std::string();
          }},
+        {"--idempotency-ttl-s", "users.idempotency_ttl_s", kind::integer, 1, 31536000,
+         "how long an Idempotency-Key's answer is kept and replayed (default 86400)",
+         store_int<std::int64_t, &settings::idempotency_ttl_s>()},
         {"--data", "db.path", kind::text, 0, 0,
          "the users: a SQLite file (created with its folder; :memory: keeps nothing) or a postgresql:// URI "
          "(default data/userapi.db)",
@@ -457,6 +462,16 @@ void check_credentials(const settings& s) {
                          "without credentials on purpose"};
 }
 
+// A JWKS URL without what may be secret in it: user and password, query, fragment.
+std::string jwks_for_log(const std::string& jwks) {
+    const auto scheme = jwks.find("://");
+    if (scheme == std::string::npos) return jwks;
+    auto rest = jwks.substr(scheme + 3);
+    rest = rest.substr(0, rest.find_first_of("?#"));
+    if (const auto at = rest.rfind('@', rest.find('/')); at != std::string::npos) rest = rest.substr(at + 1);
+    return jwks.substr(0, scheme + 3) + rest;
+}
+
 const option* find_cli(const std::string& name) {
     for (const auto& o : options())
         if (o.cli && name == o.cli) return &o;
@@ -469,7 +484,11 @@ bool settings::uses_postgresql() const {
     return db_path.rfind("postgresql://", 0) == 0 || db_path.rfind("postgres://", 0) == 0;
 }
 
-std::string settings::redacted_data() const { return core::redact_password(db_path); }
+std::string settings::redacted_data(data_redactor redact) const {
+    if (!uses_postgresql()) return db_path;
+    if (redact) return redact(db_path);
+    return db_path.substr(0, db_path.find("://") + 3) + "(not shown)";
+}
 
 double settings::identity_capacity() const {
     return rate_limit_identity_capacity > 0 ? rate_limit_identity_capacity : 10 * rate_limit_capacity;
@@ -486,15 +505,16 @@ unsigned settings::effective_threads() const {
     return hw ? hw : 1;
 }
 
-std::string settings::summary() const {
+std::string settings::summary(data_redactor redact) const {
     std::ostringstream s;
     s << "address=" << address << " port=" << port << " threads=" << effective_threads()
       << " rate_limit=" << (rate_limit_enabled ? "on" : "off") << " capacity=" << rate_limit_capacity
       << " refill_per_minute=" << rate_limit_refill_per_minute << " trusted_proxies=" << trusted_proxies.size()
       << " ipv6_prefix=" << ipv6_prefix << " max_clients=" << max_clients << " cache_capacity=" << cache_capacity
       << " cache_ttl_ms=" << cache_ttl_ms << " cleanup_interval_ms=" << cache_cleanup_interval_ms
-      << " negative_ttl_ms=" << cache_negative_ttl_ms << " stale_ms=" << cache_stale_ms
-      << " require_if_match=" << (require_if_match ? "on" : "off") << " data=" << redacted_data()
+      << " negative_ttl_ms=" << cache_negative_ttl_ms << " negative_capacity=" << cache_negative_capacity
+      << " stale_ms=" << cache_stale_ms << " idempotency_ttl_s=" << idempotency_ttl_s
+      << " require_if_match=" << (require_if_match ? "on" : "off") << " data=" << redacted_data(redact)
       << " db_concurrency=" << db_concurrency << " db_latency_ms=" << db_latency_ms
       << " rate_limit_store=" << (rate_limit_store.empty() ? "local" : rate_limit_store)
       << " rate_limit_store_fallback=" << rate_limit_store_fallback << " db_queue_limit=" << db_queue_limit
@@ -504,7 +524,7 @@ std::string settings::summary() const {
       << " max_connections=" << max_connections << " max_connections_per_client=" << max_connections_per_client
       << " admin_token=" << (admin_token.empty() ? "unset" : "set")
       << " api_keys=" << (api_keys_file.empty() ? "none" : api_keys_file)
-      << " jwt_jwks=" << (jwt_jwks.empty() ? "none" : core::redact_password(jwt_jwks))
+      << " jwt_jwks=" << (jwt_jwks.empty() ? "none" : jwks_for_log(jwt_jwks))
       << " identity_capacity=" << identity_capacity() << " identity_refill_per_minute=" << identity_refill_per_minute()
       << " log_level=" << log_level << " log_format=" << log_format;
     return s.str();

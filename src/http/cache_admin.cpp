@@ -42,7 +42,8 @@ void cache_admin::status(exchange& x) {
                   {"stale_served", s.stale_served},
                   {"refreshes", s.refreshes},
                   {"stale_ms", cfg_.cache_stale_ms},
-                  {"negative_ttl_ms", cfg_.cache_negative_ttl_ms}};
+                  {"negative_ttl_ms", cfg_.cache_negative_ttl_ms},
+                  {"negative_capacity", s.cache.negative_capacity}};
     j["coalescing"] = {{"inflight", s.inflight}, {"coalesced_requests", s.coalesced}};
     j["db"] = {
         {"reads", s.reads}, {"writes", s.writes}, {"queue_depth", s.queue_depth}, {"latency_ms", cfg_.db_latency_ms}};

@@ -7,6 +7,7 @@
 #include <ctime>
 
 #include "userapi/http/await_reply.hpp"
+#include "userapi/http/cache_directives.hpp"
 #include "userapi/http/problem.hpp"
 #include "userapi/log/access_log.hpp"
 #include "userapi/log/log.hpp"
@@ -157,7 +158,7 @@ handler::at_once handler::answer_at_once(const request& req, const request_info&
         case route::user: {
             // Only a hit of a valid id on the local limiter: nothing to wait for. Look first, act after.
             const auto id = parse_user_id(x.match.id);
-            if (!id || shared_) return {};
+            if (!id || shared_ || asks_for_store(req)) return {};  // no-cache: the store answers (8.3)
             if (gate_.active()) {  // credentials the memo knows, or none that are needed; else handle()
                 const auto d = gate_.decide(req, route::user, verb, false, true);
                 if (d.kind != auth_gate::decision::pass) return {};
@@ -307,7 +308,15 @@ bool handler::apply(exchange& x, const limit::rate_decision& d, const core::buck
     auto& res = x.res;
     if (d.unavailable) {
         res.set(field::retry_after, "1");
-        set_problem(res, 503, "the rate-limit store is unavailable; retry shortly");
+        const auto verb = x.req.method();
+        const bool user_write =
+            (x.match.which == route::user || x.match.which == route::users) &&
+            (verb == bhttp::verb::post || verb == bhttp::verb::patch || verb == bhttp::verb::delete_);
+        if (user_write)  // refused before it ran: a write's 503 says so (8.2)
+            set_write_problem(res, 503,
+                              "the rate-limit store is unavailable: the write was not performed; retry shortly", true);
+        else
+            set_problem(res, 503, "the rate-limit store is unavailable; retry shortly");
         return false;
     }
     const auto& s = d.state;

@@ -6,7 +6,9 @@
 
 #include "userapi/http/await_reply.hpp"
 #include "userapi/http/body_rules.hpp"
+#include "userapi/http/cache_directives.hpp"
 #include "userapi/http/conditional.hpp"
+#include "userapi/http/idempotency.hpp"
 #include "userapi/http/problem.hpp"
 #include "userapi/log/log.hpp"
 #include "userapi/service/user_validation.hpp"
@@ -21,24 +23,45 @@ namespace {
 
 constexpr std::size_t kDefaultPage = 20, kMaxPage = 100;
 
+// How long a write waits for its outcome. The DB queue answers "not performed" at the request
+// timeout itself (the deadline is checked just before the statement is sent), so this only
+// bounds a write already sent to a store that does not answer: its outcome is then unknown.
+constexpr std::chrono::milliseconds kSentWriteGrace{30000};
+
 // The 503/504 answers shared by reads and writes. A database failure's cause goes to the
-// log, under the request id the client sees, never into the response.
-void set_unavailable(response& res, outcome status, const std::string& error, std::string_view request_id) {
-    if (status == outcome::unavailable)
+// log, under the request id the client sees, never into the response. A write's answer says
+// whether it was performed (contract 8.2): "written": false, or null when nobody can know.
+void set_unavailable(response& res, outcome status, const std::string& error, std::string_view request_id,
+                     bool write = false) {
+    if (status == outcome::unavailable || status == outcome::unknown)
         log::log_event(spdlog::level::err, "database error", {{"request_id", request_id}, {"error", error}});
+    const auto answer = [&](unsigned code, std::string_view detail, bool known = true) {
+        if (write)
+            set_write_problem(res, code, detail, known);
+        else
+            set_problem(res, code, detail);
+    };
     if (status == outcome::timed_out) {
-        set_problem(res, 504, "the database did not answer in time");
-    } else if (status == outcome::queue_full) {
-        res.set(field::retry_after, "1");
-        set_problem(res, 503, "the database queue is full; retry shortly");
-    } else {
-        res.set(field::retry_after, "1");
-        set_problem(res, 503, "the database is unavailable; retry shortly");
+        answer(504, write ? "the database did not take the write in time: it was not performed"
+                          : "the database did not answer in time");
+        return;
     }
+    res.set(field::retry_after, "1");
+    if (status == outcome::queue_full)
+        answer(503, write ? "the database queue is full: the write was not performed; retry shortly"
+                          : "the database queue is full; retry shortly");
+    else if (status == outcome::unknown)
+        answer(503,
+               "the outcome of this write is unknown: the connection to the database broke after it was sent; "
+               "retry with the same Idempotency-Key to learn it safely",
+               false);
+    else
+        answer(503, write ? "the database is unavailable: the write was not performed; retry shortly"
+                          : "the database is unavailable; retry shortly");
 }
 
 // Contract 9.6: every write is an event naming who made it, the user, and its new version
-// (none for a delete).
+// (for a delete, the version it removed). A replayed Idempotency-Key wrote nothing: no event.
 void audit_write(const exchange& x, std::string_view action, std::int64_t id, std::int64_t version) {
     if (!log::log_enabled(spdlog::level::info)) return;
     const auto user = std::to_string(id);
@@ -53,6 +76,11 @@ void audit_write(const exchange& x, std::string_view action, std::int64_t id, st
         log::log_event(spdlog::level::info, "write",
                        {{"request_id", x.id}, {"identity", x.identity()}, {"action", action}, {"user_id", user, true}});
 }
+
+// The scope of an Idempotency-Key: "" is the server's own (anonymous requests). An
+// authenticated request's keys are its identity's (contract 9.5), so one client's keys never
+// answer another's.
+std::string key_scope(const exchange& x) { return x.who ? std::string(x.who->identity) : std::string(); }
 
 const char* x_cache(service::source s) {
     switch (s) {
@@ -180,17 +208,42 @@ std::optional<service::precondition> users_resource::write_precondition(exchange
     return pre;
 }
 
+bool users_resource::write_key(exchange& x, std::optional<service::idempotency_key>& key) {
+    const auto f = idempotency_key_of(x.req);
+    if (!f.present) return true;
+    if (!f.key) {
+        set_problem(x.res, 400,
+                    "Idempotency-Key must be one field of 1 to 255 visible ASCII characters, or a quoted string of "
+                    "them");
+        return false;
+    }
+    key = service::idempotency_key{key_scope(x), *f.key, request_fingerprint(x.req),
+                                   std::chrono::seconds(cfg_.idempotency_ttl_s)};
+    return true;
+}
+
+std::chrono::milliseconds users_resource::write_wait() const {
+    return std::chrono::milliseconds(cfg_.request_timeout_ms + cfg_.db_latency_ms) + kSentWriteGrace;
+}
+
 asio::awaitable<void> users_resource::get(exchange& x) {
     std::optional<std::int64_t> id;
     if (bad_id(x, id)) co_return;
     service::source from = service::source::hit;
     service::cached_user user;
-    if (auto c = users_.find_cached(*id)) {
+    const bool fresh = asks_for_store(x.req);  // Cache-Control: no-cache: the store answers (8.3)
+    if (auto c = fresh ? std::nullopt : users_.find_cached(*id)) {
         user = std::move(c->entry);
         if (c->stale) from = service::source::stale;
     } else {
-        const auto r = co_await await_reply<service::reply>([&](auto done) { users_.get(*id, std::move(done)); },
-                                                            std::chrono::milliseconds(cfg_.request_timeout_ms));
+        const auto r = co_await await_reply<service::reply>(
+            [&](auto done) {
+                if (fresh)
+                    users_.get_fresh(*id, std::move(done));
+                else
+                    users_.get(*id, std::move(done));
+            },
+            std::chrono::milliseconds(cfg_.request_timeout_ms));
         if (!r || (r->status != outcome::ok && r->status != outcome::not_found)) {
             set_unavailable(x.res, r ? r->status : outcome::timed_out, r ? r->error : std::string(), x.id);
             co_return;
@@ -236,20 +289,22 @@ asio::awaitable<void> users_resource::create(exchange& x) {
         set_problem(res, 400, bad->detail);
         co_return;
     }
+    std::optional<service::idempotency_key> key;
+    if (!write_key(x, key)) co_return;
     auto u = std::get<service::new_user>(std::move(parsed));
     const std::string email = u.email;
-    const auto r =
-        co_await await_reply<service::reply>([&](auto done) { users_.create(std::move(u), std::move(done)); },
-                                             std::chrono::milliseconds(cfg_.request_timeout_ms));
+    const auto r = co_await await_reply<service::reply>(
+        [&](auto done) { users_.create(std::move(u), std::move(done), std::move(key)); }, write_wait());
     if (r && r->status == outcome::ok) {
-        audit_write(x, "create", r->id, r->user.version);
+        if (!r->replayed) audit_write(x, "create", r->id, r->user.version);
         set_user(res, 201, r->id, r->user);
         res.set(field::location, "/users/" + std::to_string(r->id));
     } else if (r && r->status == outcome::email_taken) {
         set_problem(res, 409, "email " + clip(email) + " is already taken");
     } else {
-        set_unavailable(res, r ? r->status : outcome::timed_out, r ? r->error : std::string(), x.id);
+        answer_write_failure(x, 0, r, email);
     }
+    if (r && r->replayed) res.set("Idempotent-Replayed", "true");
 }
 
 asio::awaitable<void> users_resource::patch(exchange& x) {
@@ -267,17 +322,20 @@ asio::awaitable<void> users_resource::patch(exchange& x) {
     }
     auto pre = write_precondition(x, *id);
     if (!pre) co_return;
+    std::optional<service::idempotency_key> key;
+    if (!write_key(x, key)) co_return;
     auto p = std::get<service::user_patch>(std::move(parsed));
     const std::string email = p.email.value_or("");
     const auto r = co_await await_reply<service::reply>(
-        [&](auto done) { users_.update(*id, std::move(p), std::move(*pre), std::move(done)); },
-        std::chrono::milliseconds(cfg_.request_timeout_ms));
+        [&](auto done) { users_.update(*id, std::move(p), std::move(*pre), std::move(done), std::move(key)); },
+        write_wait());
     if (r && r->status == outcome::ok) {
-        audit_write(x, "update", *id, r->user.version);
+        if (!r->replayed) audit_write(x, "update", *id, r->user.version);
         set_user(res, 200, *id, r->user);
     } else {
         answer_write_failure(x, *id, r, email);
     }
+    if (r && r->replayed) res.set("Idempotent-Replayed", "true");
 }
 
 asio::awaitable<void> users_resource::remove(exchange& x) {
@@ -285,15 +343,17 @@ asio::awaitable<void> users_resource::remove(exchange& x) {
     if (bad_id(x, id)) co_return;
     auto pre = write_precondition(x, *id);
     if (!pre) co_return;
-    const auto r =
-        co_await await_reply<service::reply>([&](auto done) { users_.remove(*id, std::move(*pre), std::move(done)); },
-                                             std::chrono::milliseconds(cfg_.request_timeout_ms));
+    std::optional<service::idempotency_key> key;
+    if (!write_key(x, key)) co_return;
+    const auto r = co_await await_reply<service::reply>(
+        [&](auto done) { users_.remove(*id, std::move(*pre), std::move(done), std::move(key)); }, write_wait());
     if (r && r->status == outcome::ok) {
-        audit_write(x, "delete", *id, r->user.version);
+        if (!r->replayed) audit_write(x, "delete", *id, r->user.version);
         x.res.result(204);
     } else {
         answer_write_failure(x, *id, r, "");
     }
+    if (r && r->replayed) x.res.set("Idempotent-Replayed", "true");
 }
 
 void users_resource::answer_write_failure(exchange& x, std::int64_t id, const std::optional<service::reply>& r,
@@ -307,8 +367,17 @@ void users_resource::answer_write_failure(exchange& x, std::int64_t id, const st
         set_problem(res, 412,
                     "If-Match does not name the current version of user " + std::to_string(id) +
                         ": nothing was changed; GET it for its current ETag");
+    else if (r && r->status == outcome::key_mismatch)
+        set_problem(res, 422,
+                    "this Idempotency-Key was used for a different request (method, path, body or If-Match): "
+                    "nothing was written; use a new key for a new request");
+    else if (r && r->status == outcome::key_in_progress) {
+        res.set(field::retry_after, "1");
+        set_problem(res, 409, "a request with this Idempotency-Key is still being processed; retry shortly");
+    } else if (!r)  // sent, and the store did not answer in time: nobody knows
+        set_unavailable(res, outcome::unknown, "no outcome in time", x.id, true);
     else
-        set_unavailable(res, r ? r->status : outcome::timed_out, r ? r->error : std::string(), x.id);
+        set_unavailable(res, r->status, r->error, x.id, true);
 }
 
 asio::awaitable<void> users_resource::list(exchange& x) {

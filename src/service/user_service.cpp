@@ -8,19 +8,42 @@ namespace {
 
 cached_user entry_of(const user& u) { return {core::shared_bytes(to_json(u)), u.version}; }
 
-// The reason a store call failed, for the log.
+enum class attempt { ok, failed, maybe_performed };
+
+// Runs a store call; a failure's reason goes to `error`, for the log. A failure after the
+// statement may have reached the store is maybe_performed: its outcome is unknown.
 template <class F>
-bool guarded(F f, std::string& error) {
+attempt guarded(F f, std::string& error) {
     try {
         f();
-        return true;
+        return attempt::ok;
+    } catch (const storage_error& e) {
+        error = e.what();
+        return e.maybe_performed() ? attempt::maybe_performed : attempt::failed;
     } catch (const std::exception& e) {
         error = e.what();
     } catch (...) {
         error = "unknown error";
     }
-    return false;
+    return attempt::failed;
 }
+
+// The answer to a write the store refused or replayed (not `done`).
+outcome outcome_of(write_status s) {
+    switch (s) {
+        case write_status::done:
+            return outcome::ok;
+        case write_status::not_found:
+            return outcome::not_found;
+        case write_status::email_taken:
+            return outcome::email_taken;
+        case write_status::precondition_failed:
+            return outcome::precondition_failed;
+    }
+    return outcome::unavailable;
+}
+
+std::string key_name(const idempotency_key& k) { return k.scope + '\x1f' + k.key; }
 
 }  // namespace
 
@@ -47,7 +70,7 @@ void user_service::served_from_cache(std::int64_t id, const user_cache::lookup& 
     if (found.stale) {
         stale_served_.fetch_add(1, std::memory_order_relaxed);
         // One refresh at a time, coalesced with any read of this id already in flight.
-        if (auto call = flight_.lead_if_idle(id)) {
+        if (auto call = flight_.lead_if_idle(id, true)) {  // it may answer from the cache: never fresh
             refreshes_.fetch_add(1, std::memory_order_relaxed);
             start_load(call, id);
         }
@@ -60,135 +83,233 @@ void user_service::get(std::int64_t id, callback done) {
         return;
     }
     misses_.fetch_add(1, std::memory_order_relaxed);
-    auto joined = flight_.join(id, [this, id, done = std::move(done)](const load_result& r, bool leader) {
-        reply out{r.status, leader ? source::miss : source::coalesced, r.user, 0, r.error};
-        const bool failed = r.status != outcome::ok && r.status != outcome::not_found;
-        if (failed && !coherent_.load(std::memory_order_relaxed)) {
-            // Cut off from other instances and from the store: what the cache still holds
-            // (within its TTL or stale window) is the best answer there is. No write can commit
-            // where the store is unreachable for everyone.
-            if (auto c = cache_.get(id); c && c->entry.exists()) {
-                stale_served_.fetch_add(1, std::memory_order_relaxed);
-                out = {outcome::ok, source::stale, c->entry, 0, {}};
+    // Its leader may answer from the cache (see start_load), so a no-cache read never joins it.
+    auto joined = flight_.join(
+        id,
+        [this, id, done = std::move(done)](const load_result& r, bool leader) {
+            reply out{r.status, leader ? source::miss : source::coalesced, r.user, 0, r.error};
+            const bool failed = r.status != outcome::ok && r.status != outcome::not_found;
+            if (failed && !coherent_.load(std::memory_order_relaxed)) {
+                // Cut off from other instances and from the store: what the cache still holds
+                // (within its TTL or stale window) is the best answer there is. No write can commit
+                // where the store is unreachable for everyone.
+                if (auto c = cache_.get(id); c && c->entry.exists()) {
+                    stale_served_.fetch_add(1, std::memory_order_relaxed);
+                    out = {outcome::ok, source::stale, c->entry, 0, {}};
+                }
             }
-        }
-        done(out);
-    });
+            done(out);
+        },
+        true);
     if (joined.leader()) start_load(joined.leader_of, id);
 }
 
-void user_service::start_load(const flight_type::call_ptr& call, std::int64_t id) {
-    const auto ticket = cache_.begin_read(id);
+void user_service::get_fresh(std::int64_t id, callback done) {
+    misses_.fetch_add(1, std::memory_order_relaxed);
+    auto joined = flight_.join_unstarted(id, [done = std::move(done)](const load_result& r, bool leader) {
+        done({r.status, leader ? source::miss : source::coalesced, r.user, 0, r.error});
+    });
+    if (joined.leader()) start_load(joined.leader_of, id, false);
+}
+
+void user_service::start_load(const flight_type::call_ptr& call, std::int64_t id, bool use_cache) {
+    const auto ticket = cache_.begin(id);
     try {
         // A read that completed between our cache miss and the join has already filled the
         // cache (it stores before it leaves the map): look again rather than read twice.
         // (Not while deaf to other instances: then only the store may answer.)
-        if (auto c = coherent_.load(std::memory_order_relaxed) ? cache_.get(id) : std::nullopt; c && !c->stale) {
-            cache_.end_read(ticket, std::nullopt);
-            flight_.complete(call, {c->entry.exists() ? outcome::ok : outcome::not_found, c->entry, {}});
-            return;
+        if (use_cache && coherent_.load(std::memory_order_relaxed)) {
+            if (auto c = cache_.get(id); c && !c->stale) {
+                cache_.end(ticket, std::nullopt);
+                flight_.complete(call, {c->entry.exists() ? outcome::ok : outcome::not_found, c->entry, {}});
+                return;
+            }
         }
         const auto gone = [this, call, ticket](outcome why) {
-            cache_.end_read(ticket, std::nullopt);
+            cache_.end(ticket, std::nullopt);
             flight_.complete(call, {why, {}, {}});
         };
         if (!db_.submit([this, call, ticket](std::size_t slot) { load(call, ticket, *repos_[slot]); },
-                        clock_.now() + request_timeout_, [gone] { gone(outcome::timed_out); }))
+                        clock_.now() + request_timeout_, [gone] { gone(outcome::timed_out); },
+                        [this, call] { flight_.started(call); }, false))
             gone(outcome::queue_full);
     } catch (const std::exception& e) {
-        cache_.end_read(ticket, std::nullopt);
+        cache_.end(ticket, std::nullopt);
         flight_.complete(call, {outcome::unavailable, {}, e.what()});
     }
 }
 
-void user_service::load(const flight_type::call_ptr& call, const user_cache::read_ticket& ticket,
-                        user_repository& repo) {
+void user_service::load(const flight_type::call_ptr& call, const user_cache::ticket& ticket, user_repository& repo) {
     load_result result;
     std::optional<user> u;
-    const bool read = guarded([&] { u = repo.find(ticket.id); }, result.error);
+    const bool read = guarded([&] { u = repo.find(ticket.id); }, result.error) == attempt::ok;
     reads_.fetch_add(1, std::memory_order_relaxed);
     if (read) {
         result.status = u ? outcome::ok : outcome::not_found;
         if (u) result.user = entry_of(*u);
-        cache_.end_read(ticket, result.user);  // before complete(): no second read can slip in
+        cache_.end(ticket, result.user);  // before complete(): no second read can slip in
     } else {
-        cache_.end_read(ticket, std::nullopt);  // a failure is never cached: the next request tries again
+        cache_.end(ticket, std::nullopt);  // a failure is never cached: the next request tries again
     }
     flight_.complete(call, result);
 }
 
-void user_service::written(std::int64_t id, const cached_user& now_is) {
-    cache_.written(id, now_is);
-    flight_.forget(id);  // requests from now on never join a read that may predate the write
+bool user_service::claim_key(const std::string& k) {
+    std::lock_guard lock(keys_mu_);
+    return running_keys_.insert(k).second;
 }
 
-void user_service::submit_write(std::function<reply(user_repository&)> run, callback done) {
-    auto shared_done = std::make_shared<callback>(std::move(done));
-    auto op = [this, run = std::move(run), shared_done](std::size_t slot) {
+void user_service::release_key(const std::string& k) {
+    std::lock_guard lock(keys_mu_);
+    running_keys_.erase(k);
+}
+
+void user_service::submit_write(std::int64_t id, std::function<write_done(user_repository&)> run, callback done,
+                                const std::optional<idempotency_key>& key) {
+    // Decided when it arrives: the same key still running here is 409 at once.
+    std::string claimed;
+    if (key) {
+        if (!claim_key(key_name(*key))) {
+            done(reply{outcome::key_in_progress});
+            return;
+        }
+        claimed = key_name(*key);
+    }
+    std::optional<user_cache::ticket> ticket;
+    if (id) ticket = cache_.begin(id);
+    // Every path ends the ticket and releases the key exactly once, before answering.
+    auto finish = std::make_shared<std::function<void(write_done)>>(
+        [this, ticket, claimed, done = std::move(done)](write_done w) {
+            if (ticket)
+                cache_.end(*ticket, w.now_is);
+            else if (w.now_is && w.id)
+                cache_.written(w.id, *w.now_is);
+            if (w.outcome_unknown && w.id) cache_.invalidate(w.id);
+            if ((w.now_is || w.outcome_unknown) && w.id) flight_.forget(w.id);  // nobody joins a read from before it
+            if (!claimed.empty()) release_key(claimed);
+            done(w.answer);
+        });
+    auto op = [this, run = std::move(run), finish](std::size_t slot) {
         writes_.fetch_add(1, std::memory_order_relaxed);
-        (*shared_done)(run(*repos_[slot]));
+        (*finish)(run(*repos_[slot]));
     };
     if (!db_.submit(std::move(op), clock_.now() + request_timeout_,
-                    [shared_done] { (*shared_done)(reply{outcome::timed_out}); }))
-        (*shared_done)(reply{outcome::queue_full});
+                    [finish] { (*finish)({reply{outcome::timed_out}}); }))
+        (*finish)({reply{outcome::queue_full}});
 }
 
-void user_service::create(new_user u, callback done) {
+void user_service::create(new_user u, callback done, std::optional<idempotency_key> key) {
     submit_write(
-        [this, u = std::move(u)](user_repository& repo) {
-            reply out;
+        0,
+        [u = std::move(u), key](user_repository& repo) {
+            write_done w;
             write_result r;
-            if (!guarded([&] { r = repo.create(u); }, out.error)) return out;
-            if (r.status != write_status::done) return reply{outcome::email_taken};
-            out = {outcome::ok, source::miss, entry_of(r.stored), r.stored.id, {}};
-            written(r.stored.id, out.user);
-            return out;
-        },
-        std::move(done));
-}
-
-void user_service::update(std::int64_t id, user_patch patch, precondition pre, callback done) {
-    submit_write(
-        [this, id, patch = std::move(patch), pre = std::move(pre)](user_repository& repo) {
-            reply out;
-            write_result r;
-            if (!guarded([&] { r = repo.update(id, patch, pre); }, out.error)) return out;
-            switch (r.status) {
-                case write_status::done:
-                    out = {outcome::ok, source::miss, entry_of(r.stored), id, {}};
-                    written(id, out.user);
-                    return out;
-                case write_status::not_found:
-                    written(id, {});  // the store says so now: forget any stale copy
-                    return reply{outcome::not_found};
-                case write_status::email_taken:
-                    return reply{outcome::email_taken};
-                case write_status::precondition_failed:
-                    return reply{outcome::precondition_failed};
+            const auto tried = guarded([&] { r = key ? repo.create_once(u, *key) : repo.create(u); }, w.answer.error);
+            if (tried != attempt::ok) {
+                w.answer.status = tried == attempt::maybe_performed ? outcome::unknown : outcome::unavailable;
+                return w;
             }
-            return out;
+            if (r.key == key_outcome::mismatch || r.key == key_outcome::in_progress) {
+                w.answer.status = r.key == key_outcome::mismatch ? outcome::key_mismatch : outcome::key_in_progress;
+                return w;
+            }
+            w.answer.replayed = r.key == key_outcome::replayed;
+            if (r.status != write_status::done) {
+                w.answer.status = outcome_of(r.status);
+                return w;
+            }
+            w.answer = {outcome::ok, source::miss, entry_of(r.stored), r.stored.id, {}, w.answer.replayed};
+            if (!w.answer.replayed) {  // a replay writes nothing and teaches the cache nothing
+                w.id = r.stored.id;
+                w.now_is = w.answer.user;
+            }
+            return w;
         },
-        std::move(done));
+        std::move(done), key);
 }
 
-void user_service::remove(std::int64_t id, precondition pre, callback done) {
+void user_service::update(std::int64_t id, user_patch patch, precondition pre, callback done,
+                          std::optional<idempotency_key> key) {
     submit_write(
-        [this, id, pre = std::move(pre)](user_repository& repo) {
-            reply out;
-            write_status r = write_status::done;
-            if (!guarded([&] { r = repo.remove(id, pre); }, out.error)) return out;
-            if (r == write_status::precondition_failed) return reply{outcome::precondition_failed};
-            written(id, {});  // deleted, or it was not there: either way there is no such user now
-            return reply{r == write_status::done ? outcome::ok : outcome::not_found};
+        id,
+        [id, patch = std::move(patch), pre = std::move(pre), key](user_repository& repo) {
+            write_done w;
+            w.id = id;
+            write_result r;
+            const auto tried =
+                guarded([&] { r = key ? repo.update_once(id, patch, pre, *key) : repo.update(id, patch, pre); },
+                        w.answer.error);
+            if (tried != attempt::ok) {
+                w.answer.status = tried == attempt::maybe_performed ? outcome::unknown : outcome::unavailable;
+                w.outcome_unknown = tried == attempt::maybe_performed;
+                return w;
+            }
+            if (r.key == key_outcome::mismatch || r.key == key_outcome::in_progress) {
+                w.answer.status = r.key == key_outcome::mismatch ? outcome::key_mismatch : outcome::key_in_progress;
+                return w;
+            }
+            w.answer.replayed = r.key == key_outcome::replayed;
+            w.answer.status = outcome_of(r.status);
+            if (r.status == write_status::done) {
+                w.answer.from = source::miss;
+                w.answer.user = entry_of(r.stored);
+                w.answer.id = id;
+            }
+            if (w.answer.replayed) return w;
+            if (r.status == write_status::done) w.now_is = w.answer.user;
+            if (r.status == write_status::not_found) w.now_is = cached_user{};  // the store says so now
+            return w;
         },
-        std::move(done));
+        std::move(done), key);
+}
+
+void user_service::remove(std::int64_t id, precondition pre, callback done, std::optional<idempotency_key> key) {
+    submit_write(
+        id,
+        [id, pre = std::move(pre), key](user_repository& repo) {
+            write_done w;
+            w.id = id;
+            write_result r;
+            const auto tried =
+                guarded([&] { r = key ? repo.remove_once(id, pre, *key) : repo.remove(id, pre); }, w.answer.error);
+            if (tried != attempt::ok) {
+                w.answer.status = tried == attempt::maybe_performed ? outcome::unknown : outcome::unavailable;
+                w.outcome_unknown = tried == attempt::maybe_performed;
+                return w;
+            }
+            if (r.key == key_outcome::mismatch || r.key == key_outcome::in_progress) {
+                w.answer.status = r.key == key_outcome::mismatch ? outcome::key_mismatch : outcome::key_in_progress;
+                return w;
+            }
+            w.answer.replayed = r.key == key_outcome::replayed;
+            w.answer.status = outcome_of(r.status);
+            if (w.answer.replayed) return w;
+            // Deleted: a tombstone of the version it removed. Not there: no such user now.
+            if (r.status == write_status::done) w.now_is = cached_user::deleted(r.stored.version);
+            if (r.status == write_status::not_found) w.now_is = cached_user{};
+            return w;
+        },
+        std::move(done), key);
+}
+
+void user_service::purge_keys(std::chrono::seconds ttl, std::function<void(std::size_t)> done) {
+    auto shared_done = std::make_shared<std::function<void(std::size_t)>>(std::move(done));
+    auto op = [this, ttl, shared_done](std::size_t slot) {
+        std::size_t n = 0;
+        std::string error;
+        guarded([&] { n = repos_[slot]->purge_keys(ttl); }, error);
+        (*shared_done)(n);
+    };
+    if (!db_.submit(std::move(op), clock_.now() + request_timeout_, [shared_done] { (*shared_done)(0); }))
+        (*shared_done)(0);
 }
 
 void user_service::list(std::int64_t after, std::size_t limit, page_callback done) {
     auto shared_done = std::make_shared<page_callback>(std::move(done));
     auto op = [this, after, limit, shared_done](std::size_t slot) {
         page p;
-        if (guarded([&] { p.users = repos_[slot]->list(after, limit); }, p.error)) p.status = outcome::ok;
+        if (guarded([&] { p.users = repos_[slot]->list(after, limit); }, p.error) == attempt::ok)
+            p.status = outcome::ok;
         reads_.fetch_add(1, std::memory_order_relaxed);
         (*shared_done)(p);
     };
@@ -210,9 +331,15 @@ void user_service::clear_cache(std::function<void(std::size_t)> done) {
         guarded([&] { repos_[slot]->announce_clear(); }, error);  // this cache is empty either way
         (*shared_done)(cleared);
     };
-    if (!db_.submit(std::move(op), clock_.now() + request_timeout_,
-                    [shared_done, cleared] { (*shared_done)(cleared); }))
+    // Not strict: once it has a slot the announcement goes out, however late.
+    if (!db_.submit(
+            std::move(op), clock_.now() + request_timeout_, [shared_done, cleared] { (*shared_done)(cleared); }, {},
+            false))
         (*shared_done)(cleared);
+}
+
+void user_service::remote_write(std::int64_t id, std::int64_t version, bool deleted) {
+    if (cache_.heard(id, version, deleted)) flight_.forget(id);
 }
 
 void user_service::remote_write(std::int64_t id) {

@@ -1,6 +1,6 @@
 #include "userapi/store/postgres_user_repository.hpp"
 
-#include "userapi/core/redact.hpp"
+#include "userapi/store/conninfo.hpp"
 
 #include <libpq-fe.h>
 
@@ -12,13 +12,18 @@ namespace {
 
 constexpr long long kSchemaLock = 0x75736572617069;  // "userapi": the advisory lock of schema and seeding
 
+// The notification a write sends, in its transaction (see notification.hpp):
+// "<id> <commit time> <version> <u|d>".
+#define USERAPI_NOTIFY(id, version, kind)                                                                  \
+    "pg_notify('userapi_users', " id " || ' ' || extract(epoch from clock_timestamp()) || ' ' || " version \
+    " || ' " kind "')"
+
 // Prepared at every (re)connect: name, SQL.
 constexpr std::pair<const char*, const char*> kStatements[] = {
     {"find", "SELECT id, name, email, version FROM users WHERE id = $1"},
     {"create",
      "WITH u AS (INSERT INTO users (name, email) VALUES ($1, $2) RETURNING id, name, email, version)"
-     " SELECT u.id, u.name, u.email, u.version, pg_notify('userapi_users', u.id || ' ' || extract(epoch from "
-     "clock_timestamp())) FROM u"},
+     " SELECT u.id, u.name, u.email, u.version, " USERAPI_NOTIFY("u.id", "u.version", "u") " FROM u"},
     // The If-Match check ($4 any, else the versions in $5), the merge (NULL keeps a field), the
     // version bump only when a field changes, and the notification: one statement.
     {"update",
@@ -26,11 +31,18 @@ constexpr std::pair<const char*, const char*> kStatements[] = {
      " version = version + CASE WHEN name IS DISTINCT FROM coalesce($2, name)"
      " OR email IS DISTINCT FROM coalesce($3, email) THEN 1 ELSE 0 END"
      " WHERE id = $1 AND ($4::boolean OR version = ANY($5::bigint[])) RETURNING id, name, email, version)"
-     " SELECT u.id, u.name, u.email, u.version, pg_notify('userapi_users', u.id || ' ' || extract(epoch from "
-     "clock_timestamp())) FROM u"},
+     " SELECT u.id, u.name, u.email, u.version, " USERAPI_NOTIFY("u.id", "u.version", "u") " FROM u"},
     {"remove",
-     "WITH d AS (DELETE FROM users WHERE id = $1 AND ($2::boolean OR version = ANY($3::bigint[])) RETURNING id)"
-     " SELECT d.id, pg_notify('userapi_users', d.id || ' ' || extract(epoch from clock_timestamp())) FROM d"},
+     "WITH d AS (DELETE FROM users WHERE id = $1 AND ($2::boolean OR version = ANY($3::bigint[]))"
+     " RETURNING id, version)"
+     " SELECT d.id, d.version, " USERAPI_NOTIFY("d.id", "d.version", "d") " FROM d"},
+    // A write with its Idempotency-Key, in one transaction (the function, see kSchemaV2).
+    {"write_once",
+     "SELECT outcome, status, user_id, name, email, version FROM userapi_write_once("
+     "$1, $2, $3, $4, $5::double precision, $6::bigint, $7, $8, $9::boolean, $10::bigint[])"},
+    {"purge_keys",
+     "DELETE FROM userapi_idempotency WHERE created <= clock_timestamp() - make_interval(secs => $1::double "
+     "precision)"},
     {"list", "SELECT id, name, email, version FROM users WHERE id > $1 ORDER BY id LIMIT $2"},
     {"count", "SELECT count(*) FROM users"},
     {"clear", "SELECT pg_notify('userapi_users', '* ' || extract(epoch from clock_timestamp()))"},
@@ -45,6 +57,68 @@ constexpr const char* kSchemaV1 =
     "  version bigint NOT NULL DEFAULT 1);"
     "CREATE UNIQUE INDEX users_email_lower ON users (lower(email));"
     "INSERT INTO userapi_schema VALUES (1);";
+
+// Version 2: Idempotency-Keys. userapi_write_once() takes a transaction lock on the key (a
+// request holding it elsewhere: 'busy'), then looks the key up with a snapshot taken after
+// the lock: a recorded outcome younger than the TTL comes back ('replay', or 'mismatch' for
+// another fingerprint); otherwise the write runs and its outcome is recorded in the same
+// transaction ('done'). status: 0 done, 1 not found, 2 email taken, 3 precondition failed.
+constexpr const char* kSchemaV2 =
+    "CREATE TABLE userapi_idempotency ("
+    "  scope text NOT NULL, key text NOT NULL, fingerprint text NOT NULL,"
+    "  status smallint NOT NULL, user_id bigint, name text, email text, version bigint,"
+    "  created timestamptz NOT NULL,"
+    "  PRIMARY KEY (scope, key));"
+    "CREATE INDEX userapi_idempotency_created ON userapi_idempotency (created);"
+    "CREATE FUNCTION userapi_write_once(p_kind text, p_scope text, p_key text, p_fp text, p_ttl_s double precision,"
+    "  p_id bigint, p_name text, p_email text, p_any boolean, p_versions bigint[],"
+    "  OUT outcome text, OUT status smallint, OUT user_id bigint, OUT name text, OUT email text, OUT version bigint)"
+    " LANGUAGE plpgsql AS $f$"
+    " DECLARE prior userapi_idempotency%ROWTYPE;"
+    " BEGIN"
+    "  IF NOT pg_try_advisory_xact_lock(hashtextextended(p_scope || chr(31) || p_key, 8)) THEN"
+    "    outcome := 'busy'; RETURN;"
+    "  END IF;"
+    "  SELECT * INTO prior FROM userapi_idempotency i WHERE i.scope = p_scope AND i.key = p_key"
+    "    AND i.created > clock_timestamp() - make_interval(secs => p_ttl_s);"
+    "  IF FOUND THEN"
+    "    IF prior.fingerprint <> p_fp THEN outcome := 'mismatch'; RETURN; END IF;"
+    "    outcome := 'replay'; status := prior.status; user_id := prior.user_id; name := prior.name;"
+    "    email := prior.email; version := prior.version; RETURN;"
+    "  END IF;"
+    "  outcome := 'done'; status := 0;"
+    "  BEGIN"
+    "    IF p_kind = 'create' THEN"
+    "      INSERT INTO users AS u (name, email) VALUES (p_name, p_email)"
+    "        RETURNING u.id, u.name, u.email, u.version INTO user_id, name, email, version;"
+    "    ELSIF p_kind = 'update' THEN"
+    "      UPDATE users u SET name = coalesce(p_name, u.name), email = coalesce(p_email, u.email),"
+    "        version = u.version + CASE WHEN u.name IS DISTINCT FROM coalesce(p_name, u.name)"
+    "          OR u.email IS DISTINCT FROM coalesce(p_email, u.email) THEN 1 ELSE 0 END"
+    "        WHERE u.id = p_id AND (p_any OR u.version = ANY(p_versions))"
+    "        RETURNING u.id, u.name, u.email, u.version INTO user_id, name, email, version;"
+    "      IF NOT FOUND THEN status := CASE WHEN EXISTS (SELECT 1 FROM users x WHERE x.id = p_id) THEN 3 ELSE 1 END;"
+    "      END IF;"
+    "    ELSE"
+    "      DELETE FROM users u WHERE u.id = p_id AND (p_any OR u.version = ANY(p_versions))"
+    "        RETURNING u.id, u.version INTO user_id, version;"
+    "      IF NOT FOUND THEN status := CASE WHEN EXISTS (SELECT 1 FROM users x WHERE x.id = p_id) THEN 3 ELSE 1 END;"
+    "      END IF;"
+    "    END IF;"
+    "  EXCEPTION WHEN unique_violation THEN"
+    "    status := 2; user_id := NULL; name := NULL; email := NULL; version := NULL;"
+    "  END;"
+    "  IF status = 0 THEN"
+    "    PERFORM pg_notify('userapi_users', user_id || ' ' || extract(epoch from clock_timestamp()) || ' ' ||"
+    "      version || ' ' || CASE WHEN p_kind = 'remove' THEN 'd' ELSE 'u' END);"
+    "  END IF;"
+    "  INSERT INTO userapi_idempotency VALUES (p_scope, p_key, p_fp, status, user_id, name, email, version,"
+    "    clock_timestamp())"
+    "    ON CONFLICT ON CONSTRAINT userapi_idempotency_pkey DO UPDATE SET fingerprint = EXCLUDED.fingerprint,"
+    "      status = EXCLUDED.status, user_id = EXCLUDED.user_id, name = EXCLUDED.name, email = EXCLUDED.email,"
+    "      version = EXCLUDED.version, created = EXCLUDED.created;"
+    " END $f$;"
+    "UPDATE userapi_schema SET version = 2;";
 
 // A unique violation: the email belongs to another user.
 struct email_taken {};
@@ -72,7 +146,7 @@ struct postgres_user_repository::result {
     const char* value(int row, int col) const { return PQgetvalue(r, row, col); }
 };
 
-std::string postgres_user_repository::redacted(const std::string& conninfo) { return core::redact_password(conninfo); }
+std::string postgres_user_repository::redacted(const std::string& conninfo) { return redact_conninfo(conninfo); }
 
 postgres_user_repository::postgres_user_repository(std::string conninfo, std::chrono::milliseconds connect_timeout,
                                                    pid_listener on_pid)
@@ -96,7 +170,7 @@ postgres_user_repository::~postgres_user_repository() {
 void postgres_user_repository::fail(const std::string& what) {
     std::string msg = redacted(conninfo_) + ": " + what;
     if (conn_ && PQerrorMessage(conn_)[0]) {
-        std::string detail = PQerrorMessage(conn_);
+        std::string detail = redact_libpq_message(PQerrorMessage(conn_), conninfo_);
         while (!detail.empty() && (detail.back() == '\n' || detail.back() == ' ')) detail.pop_back();
         msg += ": " + detail;
     }
@@ -113,7 +187,7 @@ void postgres_user_repository::connect() {
     if (conn_) PQfinish(conn_);
     conn_ = PQconnectdb(conninfo_.c_str());
     if (PQstatus(conn_) != CONNECTION_OK) {
-        std::string err = PQerrorMessage(conn_);
+        std::string err = redact_libpq_message(PQerrorMessage(conn_), conninfo_);
         while (!err.empty() && (err.back() == '\n' || err.back() == ' ')) err.pop_back();
         PQfinish(conn_);
         conn_ = nullptr;
@@ -183,8 +257,14 @@ void postgres_user_repository::migrate() {
             exec("BEGIN");
             exec(kSchemaV1);
             exec("COMMIT");
+            version = 1;
         }
         // Versions between 1 and kSchemaVersion migrate here, one step at a time.
+        if (version == 1) {
+            exec("BEGIN");
+            exec(kSchemaV2);
+            exec("COMMIT");
+        }
         exec("SELECT pg_advisory_unlock(" + std::to_string(kSchemaLock) + ")");
     } catch (...) {
         if (conn_) PQclear(PQexec(conn_, ("ROLLBACK; SELECT pg_advisory_unlock_all()")));
@@ -225,12 +305,59 @@ service::write_result postgres_user_repository::update(std::int64_t id, const se
     return {find(id) ? service::write_status::precondition_failed : service::write_status::not_found, {}};
 }
 
-service::write_status postgres_user_repository::remove(std::int64_t id, const service::precondition& pre) {
+service::write_result postgres_user_repository::remove(std::int64_t id, const service::precondition& pre) {
     const auto key = std::to_string(id);
     const auto versions = versions_array(pre);
-    if (run("remove", {key.c_str(), pre.any ? "true" : "false", versions.c_str()}).rows() == 1)
-        return service::write_status::done;
-    return find(id) ? service::write_status::precondition_failed : service::write_status::not_found;
+    auto r = run("remove", {key.c_str(), pre.any ? "true" : "false", versions.c_str()});
+    if (r.rows() == 1) return {service::write_status::done, {id, {}, {}, std::stoll(r.value(0, 1))}};
+    return {find(id) ? service::write_status::precondition_failed : service::write_status::not_found, {}};
+}
+
+service::write_result postgres_user_repository::write_once(const char* kind, const service::idempotency_key& k,
+                                                           std::int64_t id, const char* name, const char* email,
+                                                           const service::precondition& pre) {
+    const auto ttl = std::to_string(k.ttl.count());
+    const auto key = std::to_string(id);
+    const auto versions = versions_array(pre);
+    auto r = run("write_once", {kind, k.scope.c_str(), k.key.c_str(), k.fingerprint.c_str(), ttl.c_str(), key.c_str(),
+                                name, email, pre.any ? "true" : "false", versions.c_str()});
+    const std::string_view outcome = r.value(0, 0);
+    service::write_result out;
+    if (outcome == "busy") {
+        out.key = service::key_outcome::in_progress;
+        return out;
+    }
+    if (outcome == "mismatch") {
+        out.key = service::key_outcome::mismatch;
+        return out;
+    }
+    out.key = outcome == "replay" ? service::key_outcome::replayed : service::key_outcome::fresh;
+    out.status = static_cast<service::write_status>(std::stoi(r.value(0, 1)));
+    const auto number = [&](int col) { return PQgetisnull(r.r, 0, col) ? 0 : std::stoll(r.value(0, col)); };
+    out.stored = {number(2), r.value(0, 3), r.value(0, 4), number(5)};
+    return out;
+}
+
+service::write_result postgres_user_repository::create_once(const service::new_user& u,
+                                                            const service::idempotency_key& k) {
+    return write_once("create", k, 0, u.name.c_str(), u.email.c_str(), {});
+}
+
+service::write_result postgres_user_repository::update_once(std::int64_t id, const service::user_patch& patch,
+                                                            const service::precondition& pre,
+                                                            const service::idempotency_key& k) {
+    return write_once("update", k, id, patch.name ? patch.name->c_str() : nullptr,
+                      patch.email ? patch.email->c_str() : nullptr, pre);
+}
+
+service::write_result postgres_user_repository::remove_once(std::int64_t id, const service::precondition& pre,
+                                                            const service::idempotency_key& k) {
+    return write_once("remove", k, id, nullptr, nullptr, pre);
+}
+
+std::size_t postgres_user_repository::purge_keys(std::chrono::seconds ttl) {
+    const auto t = std::to_string(ttl.count());
+    return std::stoull(PQcmdTuples(run("purge_keys", {t.c_str()}).r));
 }
 
 std::vector<service::user> postgres_user_repository::list(std::int64_t after, std::size_t limit) {

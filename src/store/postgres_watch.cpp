@@ -11,9 +11,9 @@
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <charconv>
 
 #include "userapi/log/log.hpp"
+#include "userapi/store/notification.hpp"
 #include "userapi/store/postgres_user_repository.hpp"
 
 namespace userapi::store {
@@ -152,38 +152,40 @@ asio::awaitable<void> postgres_watch::impl::serve(PGconn* conn) {
     }
 }
 
-// Payload: "<id> <commit time>" or "* <commit time>", the time in seconds since the epoch.
+// The payload's forms are in notification.hpp.
 void postgres_watch::impl::notified(const PGnotify& n) {
     {
         std::lock_guard lock(mu);
         if (own_pids.count(n.be_pid)) return;  // our own write: the cache already has it
     }
-    const std::string_view payload(n.extra ? n.extra : "");
-    const auto space = payload.find(' ');
-    const auto what = payload.substr(0, space);
-    if (space != std::string_view::npos) {
-        const std::string when(payload.substr(space + 1));
-        const double committed = std::strtod(when.c_str(), nullptr);
-        const double arrived =
-            std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-        const double lag = std::max(0.0, arrived - committed);
-        std::lock_guard lock(mu);
-        ++counters.lag_count;
-        counters.lag_sum_seconds += lag;
-        for (std::size_t b = 0; b < kLagBuckets.size(); ++b)
-            if (lag <= kLagBuckets[b]) ++counters.lag_buckets[b];
+    const auto parsed = parse_notification(n.extra ? n.extra : "");
+    if (!parsed) {
+        log::log_event(spdlog::level::warn, "ignored a notification of unknown form", {});
+        return;
     }
     {
         std::lock_guard lock(mu);
         ++counters.notifications;
+        if (parsed->committed) {
+            const double arrived =
+                std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+            const double lag = std::max(0.0, arrived - *parsed->committed);
+            ++counters.lag_count;
+            counters.lag_sum_seconds += lag;
+            for (std::size_t b = 0; b < kLagBuckets.size(); ++b)
+                if (lag <= kLagBuckets[b]) ++counters.lag_buckets[b];
+        }
     }
-    if (what == "*") {
-        if (on.cleared) on.cleared();
-        return;
+    switch (parsed->kind) {
+        case notification::cleared:
+            if (on.cleared) on.cleared();
+            break;
+        case notification::written:
+        case notification::deleted:
+        case notification::unversioned:
+            if (on.changed) on.changed(*parsed);
+            break;
     }
-    std::int64_t id = 0;
-    const auto [end, ec] = std::from_chars(what.data(), what.data() + what.size(), id);
-    if (ec == std::errc{} && end == what.data() + what.size() && on.changed) on.changed(id);
 }
 
 }  // namespace userapi::store

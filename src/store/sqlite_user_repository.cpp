@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include <chrono>
 #include <filesystem>
 
 namespace userapi::store {
@@ -29,6 +30,16 @@ constexpr const char* kMigrateV1toV2 =
     "ALTER TABLE users ADD COLUMN version INTEGER NOT NULL DEFAULT 1;"
     "PRAGMA user_version = 2;";
 
+// Version 3: Idempotency-Keys, with the outcome of the write each was recorded with.
+constexpr const char* kMigrateV2toV3 =
+    "CREATE TABLE idempotency_keys ("
+    "  scope TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL,"
+    "  status INTEGER NOT NULL, user_id INTEGER, name TEXT, email TEXT, version INTEGER,"
+    "  created_ms INTEGER NOT NULL,"  // milliseconds since the epoch
+    "  PRIMARY KEY (scope, key)) WITHOUT ROWID;"
+    "CREATE INDEX idempotency_keys_created ON idempotency_keys(created_ms);"
+    "PRAGMA user_version = 3;";
+
 constexpr const char* kFind = "SELECT id, name, email, version FROM users WHERE id = ?";
 constexpr const char* kInsert = "INSERT INTO users (name, email) VALUES (?, ?)";
 // One statement: the If-Match check (?4 any, else the versions in the JSON array ?5), the merge
@@ -39,7 +50,22 @@ constexpr const char* kUpdate =
     " WHERE id = ?3 AND (?4 OR version IN (SELECT value FROM json_each(?5)))"
     " RETURNING id, name, email, version";
 constexpr const char* kDelete =
-    "DELETE FROM users WHERE id = ?1 AND (?2 OR version IN (SELECT value FROM json_each(?3)))";
+    "DELETE FROM users WHERE id = ?1 AND (?2 OR version IN (SELECT value FROM json_each(?3))) RETURNING version";
+constexpr const char* kKeyFind =
+    "SELECT fingerprint, status, user_id, name, email, version FROM idempotency_keys"
+    " WHERE scope = ?1 AND key = ?2 AND created_ms > ?3";
+constexpr const char* kKeyPut = "INSERT OR REPLACE INTO idempotency_keys VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+constexpr const char* kKeyPurge = "DELETE FROM idempotency_keys WHERE created_ms <= ?1";
+
+std::int64_t epoch_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+const char* text_or_empty(sqlite3_stmt* s, int col) {
+    const auto* t = reinterpret_cast<const char*>(sqlite3_column_text(s, col));
+    return t ? t : "";
+}
 constexpr const char* kList = "SELECT id, name, email, version FROM users WHERE id > ? ORDER BY id LIMIT ?";
 
 service::user read_user(sqlite3_stmt* s) {
@@ -91,15 +117,18 @@ sqlite_user_repository::sqlite_user_repository(const std::string& path) : path_(
         update_ = prepare(kUpdate);
         delete_ = prepare(kDelete);
         list_ = prepare(kList);
+        key_find_ = prepare(kKeyFind);
+        key_put_ = prepare(kKeyPut);
+        key_purge_ = prepare(kKeyPurge);
     } catch (...) {
-        for (auto* s : {find_, insert_, update_, delete_, list_}) sqlite3_finalize(s);
+        for (auto* s : {find_, insert_, update_, delete_, list_, key_find_, key_put_, key_purge_}) sqlite3_finalize(s);
         sqlite3_close_v2(db_);
         throw;
     }
 }
 
 sqlite_user_repository::~sqlite_user_repository() {
-    for (auto* s : {find_, insert_, update_, delete_, list_}) sqlite3_finalize(s);
+    for (auto* s : {find_, insert_, update_, delete_, list_, key_find_, key_put_, key_purge_}) sqlite3_finalize(s);
     sqlite3_close_v2(db_);
 }
 
@@ -155,6 +184,7 @@ void sqlite_user_repository::migrate_step(int from, const char* sql) {
 void sqlite_user_repository::migrate() {
     migrate_step(0, kSchemaV1);
     migrate_step(1, kMigrateV1toV2);
+    migrate_step(2, kMigrateV2toV3);
 }
 
 std::optional<service::user> sqlite_user_repository::find(std::int64_t id) {
@@ -202,16 +232,99 @@ service::write_result sqlite_user_repository::update(std::int64_t id, const serv
     return {missing_or_mismatch(id), {}};  // nothing was written: only say why
 }
 
-service::write_status sqlite_user_repository::remove(std::int64_t id, const service::precondition& pre) {
+service::write_result sqlite_user_repository::remove(std::int64_t id, const service::precondition& pre) {
     {
         statement_reset reset{delete_};
         sqlite3_bind_int64(delete_, 1, id);
         bind_precondition(delete_, 2, pre);
-        if (sqlite3_step(delete_) != SQLITE_DONE)
-            throw service::storage_error(path_ + ": write failed: " + sqlite3_errmsg(db_));
-        if (sqlite3_changes(db_) == 1) return service::write_status::done;
+        int rc = sqlite3_step(delete_);
+        std::int64_t deleted = 0;
+        if (rc == SQLITE_ROW) {
+            deleted = sqlite3_column_int64(delete_, 0);
+            rc = sqlite3_step(delete_);
+        }
+        if (rc != SQLITE_DONE) throw service::storage_error(path_ + ": write failed: " + sqlite3_errmsg(db_));
+        if (deleted > 0) return {service::write_status::done, {id, {}, {}, deleted}};
     }
-    return missing_or_mismatch(id);
+    return {missing_or_mismatch(id), {}};
+}
+
+// The key's recorded outcome, or the write's, recorded in the same transaction.
+template <class Write>
+service::write_result sqlite_user_repository::once(const service::idempotency_key& k, Write write) {
+    const auto now = epoch_ms();
+    exec("BEGIN IMMEDIATE");
+    try {
+        std::optional<service::write_result> prior;
+        {
+            statement_reset reset{key_find_};
+            sqlite3_bind_text(key_find_, 1, k.scope.data(), static_cast<int>(k.scope.size()), SQLITE_TRANSIENT);
+            sqlite3_bind_text(key_find_, 2, k.key.data(), static_cast<int>(k.key.size()), SQLITE_TRANSIENT);
+            sqlite3_bind_int64(key_find_, 3, now - std::chrono::milliseconds(k.ttl).count());
+            const int rc = sqlite3_step(key_find_);
+            if (rc == SQLITE_ROW) {
+                if (k.fingerprint != text_or_empty(key_find_, 0)) {
+                    prior = service::write_result{service::write_status::done, {}, service::key_outcome::mismatch};
+                } else {
+                    prior = service::write_result{static_cast<service::write_status>(sqlite3_column_int(key_find_, 1)),
+                                                  {sqlite3_column_int64(key_find_, 2), text_or_empty(key_find_, 3),
+                                                   text_or_empty(key_find_, 4), sqlite3_column_int64(key_find_, 5)},
+                                                  service::key_outcome::replayed};
+                }
+            } else if (rc != SQLITE_DONE) {
+                fail("read failed");
+            }
+        }
+        if (prior) {
+            exec("COMMIT");
+            return *prior;
+        }
+        auto out = write();
+        {
+            statement_reset reset{key_put_};
+            sqlite3_bind_text(key_put_, 1, k.scope.data(), static_cast<int>(k.scope.size()), SQLITE_TRANSIENT);
+            sqlite3_bind_text(key_put_, 2, k.key.data(), static_cast<int>(k.key.size()), SQLITE_TRANSIENT);
+            sqlite3_bind_text(key_put_, 3, k.fingerprint.data(), static_cast<int>(k.fingerprint.size()),
+                              SQLITE_TRANSIENT);
+            sqlite3_bind_int(key_put_, 4, static_cast<int>(out.status));
+            sqlite3_bind_int64(key_put_, 5, out.stored.id);
+            sqlite3_bind_text(key_put_, 6, out.stored.name.data(), static_cast<int>(out.stored.name.size()),
+                              SQLITE_TRANSIENT);
+            sqlite3_bind_text(key_put_, 7, out.stored.email.data(), static_cast<int>(out.stored.email.size()),
+                              SQLITE_TRANSIENT);
+            sqlite3_bind_int64(key_put_, 8, out.stored.version);
+            sqlite3_bind_int64(key_put_, 9, now);
+            if (sqlite3_step(key_put_) != SQLITE_DONE) fail("write failed");
+        }
+        exec("COMMIT");  // the write and its key, on disk together
+        return out;
+    } catch (...) {
+        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+        throw;
+    }
+}
+
+service::write_result sqlite_user_repository::create_once(const service::new_user& u,
+                                                          const service::idempotency_key& k) {
+    return once(k, [&] { return create(u); });
+}
+
+service::write_result sqlite_user_repository::update_once(std::int64_t id, const service::user_patch& patch,
+                                                          const service::precondition& pre,
+                                                          const service::idempotency_key& k) {
+    return once(k, [&] { return update(id, patch, pre); });
+}
+
+service::write_result sqlite_user_repository::remove_once(std::int64_t id, const service::precondition& pre,
+                                                          const service::idempotency_key& k) {
+    return once(k, [&] { return remove(id, pre); });
+}
+
+std::size_t sqlite_user_repository::purge_keys(std::chrono::seconds ttl) {
+    statement_reset reset{key_purge_};
+    sqlite3_bind_int64(key_purge_, 1, epoch_ms() - std::chrono::milliseconds(ttl).count());
+    if (sqlite3_step(key_purge_) != SQLITE_DONE) fail("purge failed");
+    return static_cast<std::size_t>(sqlite3_changes(db_));
 }
 
 std::vector<service::user> sqlite_user_repository::list(std::int64_t after, std::size_t limit) {

@@ -512,6 +512,27 @@ class Identities(AuthCase):
         self.assertEqual(s.get("/users/1", reader).status, 429)
         self.assertEqual(s.get("/users/1").status, 401, "the address still has its tokens")
 
+    def test_an_idempotency_key_belongs_to_its_identity(self):
+        one, two = new_key(), new_key()
+        s = self.start("--no-rate-limit", "--api-keys", self.keys_file(
+            key_entry("one", one, ["users:read", "users:write"]), key_entry("two", two, ["users:read", "users:write"])))
+
+        def post(token, email):
+            return request(s.port, "POST", "/users", token, [("Content-Type", "application/json"),
+                                                             ("Idempotency-Key", "same-key")],
+                           '{"name":"I","email":"%s"}' % email)
+
+        first = post(one, "idem-1@example.org")
+        self.assertEqual(first.status, 201, first.body)
+        again = post(one, "idem-1@example.org")
+        self.assertEqual((again.status, again.header("Idempotent-Replayed")), (201, "true"))
+        self.assertEqual(again.json()["id"], first.json()["id"])
+        # The same key from another identity is its own: a write of its own, not a replay (nor a 422).
+        other = post(two, "idem-2@example.org")
+        self.assertEqual(other.status, 201, other.body)
+        self.assertIsNone(other.header("Idempotent-Replayed"))
+        self.assertNotEqual(other.json()["id"], first.json()["id"])
+
     def test_identity_buckets_live_in_redis_too(self):
         if not engines.Redis.available():
             if os.environ.get("CI"):

@@ -1,4 +1,5 @@
 #include "userapi/config/config.hpp"
+#include "userapi/store/conninfo.hpp"
 
 #include <gtest/gtest.h>
 
@@ -143,7 +144,10 @@ TEST(Config, PostgresDataAndItsPasswordStaysSecret) {
     EXPECT_TRUE(r.config->uses_postgresql());
     EXPECT_EQ(r.config->db_concurrency, 4u);
     EXPECT_EQ(r.config->summary().find("s3cr3t"), std::string::npos);
-    EXPECT_NE(r.config->summary().find("app:***@db.example"), std::string::npos);
+    EXPECT_NE(r.config->summary().find("data=postgresql://(not shown)"), std::string::npos) << r.config->summary();
+    const auto shown = r.config->summary(userapi::store::redact_conninfo);
+    EXPECT_EQ(shown.find("s3cr3t"), std::string::npos) << shown;
+    EXPECT_NE(shown.find("data=postgresql://app@db.example:5432/users?password=***"), std::string::npos) << shown;
     EXPECT_FALSE(load({"--data", "users.db"}, nullptr).config->uses_postgresql());
 }
 
@@ -220,4 +224,26 @@ TEST(Config, JwtNeedsIssuerAndAudience) {
     expect_rejected({"--jwt-issuer", "i"}, "only with --jwt-jwks");
     expect_rejected({"--jwt-jwks", "ftp://x/jwks", "--jwt-issuer", "i", "--jwt-audience", "a"}, "http");
     expect_rejected({"--jwt-jwks-refresh-s", "0"}, "--jwt-jwks-refresh-s");
+}
+
+// Contract 8.7: --cache-negative-capacity (0 = off) and --idempotency-ttl-s, from the command
+// line or the file (cache.negative_capacity, users.idempotency_ttl_s), checked and in --help.
+TEST(Config, NegativeCapacityAndIdempotencyTtl) {
+    const auto d = load({}, nullptr);
+    EXPECT_EQ(d.config->cache_negative_capacity, 1000u);
+    EXPECT_EQ(d.config->idempotency_ttl_s, 86400);
+    const auto c = load({"--cache-negative-capacity", "0", "--idempotency-ttl-s", "2"}, nullptr);
+    ASSERT_TRUE(c.config) << c.output;
+    EXPECT_EQ(c.config->cache_negative_capacity, 0u);
+    EXPECT_EQ(c.config->idempotency_ttl_s, 2);
+    const auto path = write_file(R"({"cache": {"negative_capacity": 7}, "users": {"idempotency_ttl_s": 60}})");
+    const auto f = load({"--config", path}, nullptr);
+    ASSERT_TRUE(f.config) << f.output;
+    EXPECT_EQ(f.config->cache_negative_capacity, 7u);
+    EXPECT_EQ(f.config->idempotency_ttl_s, 60);
+    expect_rejected({"--cache-negative-capacity", "-1"}, "--cache-negative-capacity");
+    expect_rejected({"--idempotency-ttl-s", "0"}, "--idempotency-ttl-s");
+    const auto help = userapi::config::help_text();
+    EXPECT_NE(help.find("--cache-negative-capacity"), std::string::npos);
+    EXPECT_NE(help.find("--idempotency-ttl-s"), std::string::npos);
 }

@@ -207,3 +207,83 @@ TEST_F(Handler, MetricsAreText) {
         << r.body().view();
     EXPECT_NE(r.body().view().find("userapi_db_reads_total 1"), std::string::npos);
 }
+
+// Contract 8.2: a write's 503 says whether it was performed: "written": false when the store
+// surely did not get it, null (with a detail saying so) when its outcome is unknown.
+TEST_F(Handler, WriteFailuresSayWhetherTheyWereWritten) {
+    repo.fail_writes = true;
+    auto r = post_user(R"({"name":"A","email":"a@example.org"})");
+    expect_problem(r, 503);
+    EXPECT_EQ(json(r)["written"], false);
+    repo.fail_writes = false;
+    repo.fail_maybe_sent = true;
+    r = post_user(R"({"name":"A","email":"a@example.org"})");
+    expect_problem(r, 503);
+    EXPECT_TRUE(json(r)["written"].is_null());
+    EXPECT_NE(json(r)["detail"].get<std::string>().find("unknown"), std::string::npos);
+    EXPECT_FALSE(r[bhttp::field::retry_after].empty());
+}
+
+// A read's 503 has no "written" member.
+TEST_F(Handler, ReadFailuresHaveNoWrittenMember) {
+    repo.fail_finds = true;
+    const auto r = get("/users/5");
+    expect_problem(r, 503);
+    EXPECT_FALSE(json(r).contains("written"));
+}
+
+// Idempotency-Key: a replay has the recorded answer and Idempotent-Replayed: true; a bad key
+// is 400; another body with the key is 422.
+TEST_F(Handler, IdempotencyKeyReplaysAndRefuses) {
+    const auto post = [&](std::string body, std::string key) {
+        return call(bhttp::verb::post, "/users", std::move(body),
+                    {{"Content-Type", "application/json"}, {"Idempotency-Key", std::move(key)}});
+    };
+    const auto first = post(R"({"name":"K","email":"k@example.org"})", "k-1");
+    ASSERT_EQ(first.result_int(), 201u);
+    EXPECT_EQ(first.find("Idempotent-Replayed"), first.end());
+    const auto again = post(R"({"name":"K","email":"k@example.org"})", "\"k-1\"");
+    ASSERT_EQ(again.result_int(), 201u) << again.body().view();
+    EXPECT_EQ(again["Idempotent-Replayed"], "true");
+    EXPECT_EQ(again[bhttp::field::location], first[bhttp::field::location]);
+    EXPECT_EQ(again[bhttp::field::etag], first[bhttp::field::etag]);
+    EXPECT_EQ(again.body().view(), first.body().view());
+    expect_problem(post(R"({"name":"L","email":"l@example.org"})", "k-1"), 422);
+    expect_problem(post(R"({"name":"L","email":"l@example.org"})", "has space"), 400);
+    expect_problem(post(R"({"name":"L","email":"l@example.org"})", std::string(256, 'k')), 400);
+    EXPECT_EQ(repo.inner.size(), 11u) << "one user created";
+}
+
+// Contract 8.3: Cache-Control: no-cache (any case, in a list, several fields) and max-age=0,
+// or Pragma: no-cache without Cache-Control, read the store; the cached hit never answers them.
+TEST_F(Handler, NoCacheDirectivesReadTheStore) {
+    get("/users/4");
+    ASSERT_EQ(get("/users/4")["X-Cache"], "HIT");
+    const std::vector<std::vector<std::pair<std::string, std::string>>> fresh = {
+        {{"Cache-Control", "no-cache"}},
+        {{"Cache-Control", "No-Cache"}},
+        {{"Cache-Control", "max-age=0"}},
+        {{"Cache-Control", "max-age=\"0\""}},
+        {{"Cache-Control", "no-store, max-age=0"}},
+        {{"Cache-Control", "no-transform"}, {"cache-control", "no-cache"}},
+        {{"Pragma", "no-cache"}}};
+    for (const auto& headers : fresh) {
+        const int before = repo.finds;
+        const auto r = get("/users/4", headers);
+        EXPECT_EQ(r.result_int(), 200u);
+        EXPECT_EQ(r["X-Cache"], "MISS") << headers.front().second;
+        EXPECT_EQ(repo.finds, before + 1);
+        std::string head;
+        http::request req{bhttp::verb::get, "/users/4", 11};
+        for (auto& [k, v] : headers) req.insert(k, v);
+        EXPECT_EQ(h->answer_at_once(req, http::request_info{peer, "x"}, head).kind,
+                  http::request_handler::at_once::none)
+            << "the fast path answered a no-cache request";
+    }
+    for (const auto& headers : std::vector<std::vector<std::pair<std::string, std::string>>>{
+             {{"Cache-Control", "max-age=5"}},
+             {{"Cache-Control", "no-store"}},
+             {{"Pragma", "no-cache"}, {"Cache-Control", "max-age=60"}}}) {
+        EXPECT_EQ(get("/users/4", headers)["X-Cache"], "HIT") << headers.front().second;
+    }
+}

@@ -135,3 +135,84 @@ TEST(DbQueue, ConcurrencyRunsSeveralAtOnceInFifoOrder) {
         EXPECT_EQ(batch, (std::set<int>{int(b * 3), int(b * 3 + 1), int(b * 3 + 2)})) << "not started in FIFO order";
     }
 }
+
+// Finding 4 (contract 8.2): the deadline is checked after the latency, just before the
+// operation runs. One whose deadline passes during its latency is expired, never run, so a
+// caller told "not performed" is told the truth.
+TEST(DbQueue, DeadlinePassingDuringTheLatencyExpiresUnrun) {
+    boost::asio::io_context ioc;
+    userapi::core::system_clock real;
+    db_queue q(ioc, real, 100ms, 10);
+    bool ran = false, expired = false, slot_taken = false;
+    ASSERT_TRUE(q.submit([&](std::size_t) { ran = true; }, real.now() + 30ms, [&] { expired = true; },
+                         [&] { slot_taken = true; }));
+    ioc.run();
+    EXPECT_TRUE(slot_taken) << "it took a slot at once";
+    EXPECT_TRUE(expired);
+    EXPECT_FALSE(ran) << "ran after its deadline";
+    EXPECT_EQ(q.depth(), 0u);
+}
+
+// A read (not strict) that has its slot runs even when its deadline passes during the
+// latency: its result still fills the cache.
+TEST(DbQueue, NonStrictOperationRunsOnceItHasItsSlot) {
+    boost::asio::io_context ioc;
+    userapi::core::system_clock real;
+    db_queue q(ioc, real, 60ms, 10);
+    bool ran = false, expired = false;
+    ASSERT_TRUE(q.submit([&](std::size_t) { ran = true; }, real.now() + 10ms, [&] { expired = true; }, {}, false));
+    ioc.run();
+    EXPECT_TRUE(ran);
+    EXPECT_FALSE(expired);
+}
+
+// An operation whose deadline holds through its latency runs, and is not expired.
+TEST(DbQueue, DeadlineAfterTheLatencyRuns) {
+    boost::asio::io_context ioc;
+    userapi::core::system_clock real;
+    db_queue q(ioc, real, 10ms, 10);
+    bool ran = false, expired = false;
+    ASSERT_TRUE(q.submit([&](std::size_t) { ran = true; }, real.now() + 5s, [&] { expired = true; }));
+    ioc.run();
+    EXPECT_TRUE(ran);
+    EXPECT_FALSE(expired);
+}
+
+// A job waiting behind one that holds the only slot expires at its deadline, not when the
+// slot frees: the queue wakes itself. (The holder here runs 300 ms; the waiter's deadline is
+// 50 ms away.)
+TEST(DbQueue, WaitingJobExpiresAtItsDeadlineWhileTheSlotIsHeld) {
+    boost::asio::io_context ioc;
+    userapi::core::system_clock real;
+    db_queue q(ioc, real, 0ms, 10);
+    std::atomic<bool> release{false};
+    std::chrono::steady_clock::time_point expired_at{};
+    const auto start = std::chrono::steady_clock::now();
+    bool waiter_ran = false;
+    ASSERT_TRUE(q.submit([&](std::size_t) {
+        while (!release) std::this_thread::sleep_for(1ms);  // the store hangs (on its own thread)
+    }));
+    ASSERT_TRUE(q.submit([&](std::size_t) { waiter_ran = true; }, real.now() + 50ms,
+                         [&] { expired_at = std::chrono::steady_clock::now(); }));
+    std::thread runner([&] { ioc.run(); });
+    std::thread other([&] { ioc.run(); });  // the expiry timer runs while the holder blocks a thread
+    std::this_thread::sleep_for(300ms);
+    release = true;
+    runner.join();
+    other.join();
+    EXPECT_FALSE(waiter_ran);
+    ASSERT_NE(expired_at, std::chrono::steady_clock::time_point{}) << "never expired";
+    EXPECT_LT(expired_at - start, 250ms) << "expired only when the slot freed";
+}
+
+// The expiry timer does not keep the io_context busy once nothing waits: run() returns.
+TEST(DbQueue, IdleQueueLetsRunReturn) {
+    boost::asio::io_context ioc;
+    db_queue q(ioc, test_clock, 0ms, 10);
+    int ran = 0;
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE(q.submit([&](std::size_t) { ++ran; }, test_clock.now() + 24h, [] {}));
+    const auto start = std::chrono::steady_clock::now();
+    ioc.run();
+    EXPECT_EQ(ran, 3);
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 1s);
+}

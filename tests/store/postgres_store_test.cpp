@@ -9,6 +9,7 @@
 
 #include "support/store_factories.hpp"
 #include "support/wait.hpp"
+#include "userapi/store/conninfo.hpp"
 #include "userapi/store/postgres_watch.hpp"
 
 using namespace std::chrono_literals;
@@ -89,19 +90,69 @@ TEST_F(Postgres, UnreachableAtStartIsAnErrorWithoutThePassword) {
     } catch (const storage_error& e) {
         const std::string what = e.what();
         EXPECT_EQ(what.find("hunter2"), std::string::npos) << what;
-        EXPECT_NE(what.find("userapi:***@"), std::string::npos) << what;
+        EXPECT_NE(what.find("postgresql://userapi@127.0.0.1:1/userapi?password=***"), std::string::npos) << what;
     }
     EXPECT_GE(std::chrono::steady_clock::now() - start, 400ms) << "gave up before the connect timeout";
 }
 
+// Contract 8.2 across instances: while another transaction (another instance's write) holds
+// an Idempotency-Key, a request with that key is in progress (409), decided at once and
+// writing nothing; once the holder is gone, the key is free.
+TEST_F(Postgres, KeyHeldByAnotherTransactionIsInProgress) {
+    postgres_user_repository repo(uri, 5s);
+    repo.migrate();
+    const auto at = uri.find('@');
+    PGconn* other = PQconnectdb(("postgresql://postgres" + uri.substr(at)).c_str());
+    ASSERT_EQ(PQstatus(other), CONNECTION_OK);
+    PQclear(PQexec(other, "BEGIN"));
+    PGresult* held = PQexec(other, "SELECT pg_advisory_xact_lock(hashtextextended('' || chr(31) || 'busy-key', 8))");
+    ASSERT_EQ(PQresultStatus(held), PGRES_TUPLES_OK) << PQerrorMessage(other);
+    PQclear(held);
+    const idempotency_key k{"", "busy-key", "fp", std::chrono::seconds(60)};
+    const auto start = std::chrono::steady_clock::now();
+    EXPECT_EQ(repo.create_once({"Busy", "busy@example.org"}, k).key, key_outcome::in_progress);
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 1s) << "waited for the other transaction";
+    EXPECT_EQ(repo.size(), 0u);
+    PQclear(PQexec(other, "ROLLBACK"));
+    PQfinish(other);
+    EXPECT_EQ(repo.create_once({"Busy", "busy@example.org"}, k).key, key_outcome::fresh);
+    EXPECT_EQ(repo.size(), 1u);
+}
+
+// Contract 8.6 (finding 7): whatever libpq would read as a password is hidden, however it is
+// written, because libpq's own parser reads it.
 TEST(PostgresRedaction, PasswordsNeverShow) {
-    EXPECT_EQ(postgres_user_repository::redacted("postgresql://u:secret@h:5432/db"), "postgresql://u:***@h:5432/db");
-    EXPECT_EQ(postgres_user_repository::redacted("postgres://u@h/db?password=secret&sslmode=off"),
-              "postgres://u@h/db?password=***&sslmode=off");
-    EXPECT_EQ(postgres_user_repository::redacted("host=h password=secret dbname=d"), "host=h password=*** dbname=d");
-    EXPECT_EQ(postgres_user_repository::redacted("host=h password = 'se cret' dbname=d"),
-              "host=h password = *** dbname=d");
-    EXPECT_EQ(postgres_user_repository::redacted("postgresql://u@h/db"), "postgresql://u@h/db");
+    const auto r = [](const std::string& c) { return postgres_user_repository::redacted(c); };
+    EXPECT_EQ(r("postgresql://u:secret@h:5432/db"), "postgresql://u@h:5432/db?password=***");
+    EXPECT_EQ(r("postgres://u@h/db?password=secret&sslmode=off"), "postgres://u@h/db?password=***&sslmode=off");
+    EXPECT_EQ(r("postgresql://u@h/db?pass%77ord=secret"), "postgresql://u@h/db?password=***");
+    EXPECT_EQ(r("postgresql://u@h/db?%70assword=secret"), "postgresql://u@h/db?password=***");
+    EXPECT_EQ(r("postgresql://u@h/db?password=%73ecret"), "postgresql://u@h/db?password=***");
+    EXPECT_EQ(r("postgresql://u@h/db?sslpass%77ord=secret&sslmode=require"),
+              "postgresql://u@h/db?sslmode=require&sslpassword=***");
+    EXPECT_EQ(r("postgresql://u:s%65cret@h/db"), "postgresql://u@h/db?password=***");
+    EXPECT_EQ(r("host=h password=secret dbname=d"), "password=*** dbname=d host=h");
+    EXPECT_EQ(r("host=h password = 'se cret' dbname=d"), "password=*** dbname=d host=h");
+    EXPECT_EQ(r("postgresql://u@h/db"), "postgresql://u@h/db");
+    EXPECT_EQ(r("postgresql:///db?host=/run/postgresql"), "postgresql:///db?host=%2Frun%2Fpostgresql");
+    for (const char* bad : {"postgresql://u:secret@[::1/db", "postgresql://u@h/db?password=secret&bogus%41=1"}) {
+        EXPECT_EQ(r(bad).find("secret"), std::string::npos) << r(bad);
+    }
+}
+
+// libpq's own messages about a string it cannot parse quote it: they are not shown; secrets
+// libpq did read are masked wherever a message repeats them.
+TEST(PostgresRedaction, LibpqMessagesNeverShowThePassword) {
+    for (const char* bad : {"postgresql://u:secret@[::1/db", "postgresql://u:se%zzcret@h/db"}) {
+        PGconn* c = PQconnectdb(bad);
+        const std::string raw = PQerrorMessage(c);
+        PQfinish(c);
+        const auto shown = redact_libpq_message(raw, bad);
+        EXPECT_EQ(shown.find("secret"), std::string::npos) << shown;
+        EXPECT_EQ(shown.find("se%zzcret"), std::string::npos) << shown;
+    }
+    EXPECT_EQ(redact_libpq_message("password hunter2 rejected", "postgresql://u:hunter2@h/db"),
+              "password *** rejected");
 }
 
 // The server drops the connection: the call that finds out fails (503 for its request), and a
@@ -133,12 +184,13 @@ TEST_F(Postgres, ReconnectsAfterTheServerDropsTheConnection) {
 // DELETE /cache elsewhere arrives as "clear everything".
 TEST_F(Postgres, WatchHearsOtherInstancesWrites) {
     std::mutex mu;
-    std::vector<std::int64_t> changed;
+    std::vector<std::string> changed;  // "id version kind"
     int cleared = 0;
     bool listening = false;
-    postgres_watch watch(uri, {[&](std::int64_t id) {
+    postgres_watch watch(uri, {[&](const notification& n) {
                                    std::lock_guard lock(mu);
-                                   changed.push_back(id);
+                                   changed.push_back(std::to_string(n.id) + " " + std::to_string(n.version) +
+                                                     (n.kind == notification::deleted ? " d" : " u"));
                                },
                                [&] {
                                    std::lock_guard lock(mu);
@@ -162,15 +214,18 @@ TEST_F(Postgres, WatchHearsOtherInstancesWrites) {
     const auto other = theirs.create({"Theirs", "theirs@example.org"}).stored.id;
     ASSERT_TRUE(userapi::testing::eventually([&] { return locked([&] { return !changed.empty(); }); }, 2s));
     theirs.update(other, {std::string("Theirs 2")}, {});
+    theirs.remove(other, {});
     theirs.announce_clear();
     ASSERT_TRUE(userapi::testing::eventually([&] { return locked([&] { return cleared == 1; }); }, 2s));
+    const auto o = std::to_string(other);
     locked([&] {
-        EXPECT_EQ(changed, (std::vector<std::int64_t>{other, other})) << "own write " << own << " came back";
+        EXPECT_EQ(changed, (std::vector<std::string>{o + " 1 u", o + " 2 u", o + " 2 d"}))
+            << "each with its version and kind; own write " << own << " must not come back";
         return 0;
     });
     const auto s = watch.snapshot();
-    EXPECT_EQ(s.notifications, 3u);
-    EXPECT_EQ(s.lag_count, 3u);
+    EXPECT_EQ(s.notifications, 4u);
+    EXPECT_EQ(s.lag_count, 4u);
     watch.stop();
 }
 
@@ -180,7 +235,9 @@ TEST_F(Postgres, WatchReconnects) {
     postgres_watch watch(uri, {{}, {}, [&](bool on) { ++(on ? ups : downs); }});
     watch.start();
     ASSERT_TRUE(userapi::testing::eventually([&] { return ups.load() == 1; }));
-    admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN%' OR query = 'SELECT 1'");
+    admin(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND "
+        "(query LIKE 'LISTEN%' OR query = 'SELECT 1')");
     ASSERT_TRUE(userapi::testing::eventually([&] { return downs.load() == 1; }, 5s));
     ASSERT_TRUE(userapi::testing::eventually([&] { return ups.load() == 2; }, 5s));
     EXPECT_EQ(watch.snapshot().reconnects, 1u);

@@ -66,15 +66,15 @@ TEST_P(RepositoryContract, IfMatchIsCheckedWithTheWrite) {
     EXPECT_EQ(ok.stored.version, 2);
     EXPECT_EQ(repo->update(id, {std::string("Z")}, versions({1})).status, write_status::precondition_failed)
         << "the old version no longer matches";
-    EXPECT_EQ(repo->remove(id, versions({1})), write_status::precondition_failed);
+    EXPECT_EQ(repo->remove(id, versions({1})).status, write_status::precondition_failed);
     EXPECT_TRUE(repo->find(id));
-    EXPECT_EQ(repo->remove(id, versions({2})), write_status::done);
+    EXPECT_EQ(repo->remove(id, versions({2})).status, write_status::done);
 }
 
 TEST_P(RepositoryContract, MissingUsersAreNotFound) {
     EXPECT_EQ(repo->update(424242, {std::string("X")}, {}).status, write_status::not_found);
     EXPECT_EQ(repo->update(424242, {std::string("X")}, versions({1})).status, write_status::not_found);
-    EXPECT_EQ(repo->remove(424242, {}), write_status::not_found);
+    EXPECT_EQ(repo->remove(424242, {}).status, write_status::not_found);
 }
 
 // Another user's email is taken; one's own email in another case is not.
@@ -91,9 +91,9 @@ TEST_P(RepositoryContract, UpdateEmailConflictsOnlyWithOthers) {
 // A deleted id is never reused; its email may be taken again.
 TEST_P(RepositoryContract, DeleteFreesTheEmailNotTheId) {
     const auto id = repo->create({"A", "a@example.org"}).stored.id;
-    EXPECT_EQ(repo->remove(id, {}), write_status::done);
+    EXPECT_EQ(repo->remove(id, {}).status, write_status::done);
     EXPECT_FALSE(repo->find(id));
-    EXPECT_EQ(repo->remove(id, {}), write_status::not_found);
+    EXPECT_EQ(repo->remove(id, {}).status, write_status::not_found);
     auto again = repo->create({"A2", "A@example.org"});
     ASSERT_EQ(again.status, write_status::done);
     EXPECT_GT(again.stored.id, id);
@@ -121,6 +121,103 @@ TEST_P(RepositoryContract, SeedsOnlyAnEmptyStore) {
     seed_users(*repo, 5);
     EXPECT_EQ(repo->size(), 3u);
     EXPECT_EQ(repo->find(2)->email, "user2@example.com");
+}
+
+// A delete says which version it removed (the tombstone's version, contract 8.1).
+TEST_P(RepositoryContract, DeleteReturnsTheVersionItRemoved) {
+    const auto id = repo->create({"A", "a@example.org"}).stored.id;
+    repo->update(id, {std::string("B")}, {});
+    repo->update(id, {std::string("C")}, {});
+    const auto gone = repo->remove(id, {});
+    ASSERT_EQ(gone.status, write_status::done);
+    EXPECT_EQ(gone.stored.id, id);
+    EXPECT_EQ(gone.stored.version, 3);
+}
+
+namespace {
+idempotency_key key_of(const std::string& k, const std::string& fingerprint = "fp-1") {
+    return {"", k, fingerprint, std::chrono::seconds(3600)};
+}
+}  // namespace
+
+// A keyed create runs once: the same key and fingerprint get the recorded outcome back
+// (replayed) and write nothing; another fingerprint is a mismatch and writes nothing.
+TEST_P(RepositoryContract, KeyedCreateRunsOnce) {
+    const auto first = repo->create_once({"A", "a@example.org"}, key_of("k1"));
+    ASSERT_EQ(first.status, write_status::done);
+    EXPECT_EQ(first.key, key_outcome::fresh);
+    const auto again = repo->create_once({"A", "a@example.org"}, key_of("k1"));
+    EXPECT_EQ(again.key, key_outcome::replayed);
+    EXPECT_EQ(again.status, write_status::done);
+    EXPECT_EQ(again.stored, first.stored);
+    EXPECT_EQ(repo->create_once({"B", "b@example.org"}, key_of("k1", "fp-2")).key, key_outcome::mismatch);
+    EXPECT_EQ(repo->size(), 1u);
+    EXPECT_EQ(repo->list(0, 10).size(), 1u);
+}
+
+// The store's refusals are recorded too (409, 404, 412 replay as such); keys are per scope.
+TEST_P(RepositoryContract, KeyedRefusalsAreRecordedAndScoped) {
+    const auto a = repo->create({"A", "a@example.org"}).stored.id;
+    const auto taken = repo->create_once({"A2", "A@example.org"}, key_of("k2"));
+    EXPECT_EQ(taken.status, write_status::email_taken);
+    EXPECT_EQ(repo->create_once({"A2", "A@example.org"}, key_of("k2")).key, key_outcome::replayed);
+    EXPECT_EQ(repo->update_once(a, {std::string("X")}, versions({9}), key_of("k3")).status,
+              write_status::precondition_failed);
+    const auto replay = repo->update_once(a, {std::string("X")}, versions({9}), key_of("k3"));
+    EXPECT_EQ(replay.key, key_outcome::replayed);
+    EXPECT_EQ(replay.status, write_status::precondition_failed);
+    EXPECT_EQ(repo->remove_once(424242, {}, key_of("k4")).status, write_status::not_found);
+    idempotency_key other = key_of("k4");
+    other.scope = "someone else";
+    EXPECT_EQ(repo->remove_once(a, {}, other).key, key_outcome::fresh) << "another scope's key is another key";
+    EXPECT_FALSE(repo->find(a));
+}
+
+// A keyed update to another user's email is a recorded 409 (email taken), replayed as such.
+TEST_P(RepositoryContract, KeyedUpdateEmailTakenIsRecorded) {
+    repo->create({"A", "a@example.org"});
+    const auto b = repo->create({"B", "b@example.org"}).stored.id;
+    const auto first = repo->update_once(b, {std::nullopt, std::string("A@example.org")}, {}, key_of("e1"));
+    EXPECT_EQ(first.status, write_status::email_taken);
+    EXPECT_EQ(first.key, key_outcome::fresh);
+    const auto again = repo->update_once(b, {std::nullopt, std::string("A@example.org")}, {}, key_of("e1"));
+    EXPECT_EQ(again.key, key_outcome::replayed);
+    EXPECT_EQ(again.status, write_status::email_taken);
+    EXPECT_EQ(repo->find(b)->email, "b@example.org");
+}
+
+// A keyed update and delete replay their recorded outcome, whatever happened since.
+TEST_P(RepositoryContract, KeyedUpdateAndDeleteReplay) {
+    const auto id = repo->create({"A", "a@example.org"}).stored.id;
+    const auto first = repo->update_once(id, {std::string("B")}, {}, key_of("u1"));
+    ASSERT_EQ(first.status, write_status::done);
+    repo->update(id, {std::string("C")}, {});
+    const auto replay = repo->update_once(id, {std::string("B")}, {}, key_of("u1"));
+    EXPECT_EQ(replay.key, key_outcome::replayed);
+    EXPECT_EQ(replay.stored.name, "B");
+    EXPECT_EQ(replay.stored.version, 2);
+    EXPECT_EQ(repo->find(id)->name, "C") << "a replay wrote";
+    const auto gone = repo->remove_once(id, {}, key_of("d1"));
+    ASSERT_EQ(gone.status, write_status::done);
+    EXPECT_EQ(gone.stored.version, 3);
+    const auto again = repo->remove_once(id, {}, key_of("d1"));
+    EXPECT_EQ(again.key, key_outcome::replayed);
+    EXPECT_EQ(again.status, write_status::done);
+}
+
+// A key older than its TTL is new again; purge_keys forgets such keys. (TTL 0: every key
+// recorded before now is older than it, with no waiting on the store's own clock.)
+TEST_P(RepositoryContract, KeysOlderThanTheTtlAreNewAgain) {
+    auto k = key_of("t1");
+    ASSERT_EQ(repo->create_once({"A", "a@example.org"}, k).key, key_outcome::fresh);
+    EXPECT_EQ(repo->create_once({"A", "a@example.org"}, k).key, key_outcome::replayed);
+    EXPECT_EQ(repo->purge_keys(std::chrono::seconds(3600)), 0u) << "a young key stays";
+    k.ttl = std::chrono::seconds(0);
+    const auto late = repo->create_once({"A", "a@example.org"}, k);
+    EXPECT_EQ(late.key, key_outcome::fresh) << "an expired key is new again, purged or not";
+    EXPECT_EQ(late.status, write_status::email_taken);
+    EXPECT_EQ(repo->purge_keys(std::chrono::seconds(0)), 1u);
+    EXPECT_EQ(repo->purge_keys(std::chrono::seconds(0)), 0u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, RepositoryContract, ::testing::ValuesIn(userapi::testing::all_stores()),

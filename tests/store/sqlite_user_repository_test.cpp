@@ -141,8 +141,9 @@ TEST_F(SqliteRepository, InMemory) {
 }
 
 // A store made by the release with schema version 1 (tests/fixtures/userapi-v1.db) migrates
-// to version 2 on open: every user keeps its fields and gets version 1, the id sequence goes
-// on, and versions then work as for a new store.
+// to the current version on open (2: users.version, 3: idempotency_keys): every user keeps its
+// fields and gets version 1, the id sequence goes on, and versions and Idempotency-Keys then
+// work as for a new store.
 TEST_F(SqliteRepository, MigratesAVersion1FileMadeByTheLastRelease) {
     fs::create_directories(fs::path(path).parent_path());
     fs::copy_file(fs::path(USERAPI_SOURCE_DIR) / "tests/fixtures/userapi-v1.db", path);
@@ -155,6 +156,9 @@ TEST_F(SqliteRepository, MigratesAVersion1FileMadeByTheLastRelease) {
         ASSERT_EQ(p.status, write_status::done);
         EXPECT_EQ(p.stored.version, 2);
         EXPECT_EQ(repo.create({"Next", "next@example.org"}).stored.id, 5);
+        const idempotency_key k{"", "after-migration", "fp", std::chrono::seconds(60)};
+        EXPECT_EQ(repo.create_once({"Keyed", "keyed@example.org"}, k).stored.id, 6);
+        EXPECT_EQ(repo.create_once({"Keyed", "keyed@example.org"}, k).key, key_outcome::replayed);
     }
     sqlite3* db = nullptr;
     ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);

@@ -32,10 +32,12 @@ struct settings {
     std::size_t cache_capacity = 10000;
     std::int64_t cache_ttl_ms = 60000;
     std::int64_t cache_cleanup_interval_ms = 10000;
-    std::int64_t cache_negative_ttl_ms = 5000;  // 0: not-found results are not remembered
-    std::int64_t cache_stale_ms = 0;            // 0: an expired entry is never served
+    std::int64_t cache_negative_ttl_ms = 5000;   // 0: not-found results are not remembered
+    std::int64_t cache_stale_ms = 0;             // 0: an expired entry is never served
+    std::size_t cache_negative_capacity = 1000;  // not-founds held at most, in their own LRU; 0: none
 
-    bool require_if_match = false;  // PATCH and DELETE /users/{id} without If-Match: 428
+    bool require_if_match = false;           // PATCH and DELETE /users/{id} without If-Match: 428
+    std::int64_t idempotency_ttl_s = 86400;  // how long an Idempotency-Key's answer is kept
 
     std::string db_path = "data/userapi.db";  // or a postgresql:// / postgres:// URI
     std::int64_t db_connect_timeout_ms = 10000;
@@ -73,10 +75,14 @@ struct settings {
     double identity_capacity() const;
     double identity_refill_per_minute() const;
     bool uses_postgresql() const;
-    // db_path with any password replaced by "***", for logs and /cache-status.
-    std::string redacted_data() const;
-    // One line for the startup log (the admin token is never printed).
-    std::string summary() const;
+    // Rewrites a --data value for display (hiding its secrets); config/ cannot read a libpq
+    // connection string itself, so the caller hands in the store's reader
+    // (store::redact_conninfo). The default shows a PostgreSQL --data as its scheme only.
+    using data_redactor = std::string (*)(const std::string&);
+    // db_path as it may be shown: a SQLite path as it is, a PostgreSQL URI through `redact`.
+    std::string redacted_data(data_redactor redact = nullptr) const;
+    // One line for the startup log (the admin token and passwords are never printed).
+    std::string summary(data_redactor redact = nullptr) const;
 };
 
 // What the command line asked for: run with these settings, or print and exit.

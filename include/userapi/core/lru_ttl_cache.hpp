@@ -82,6 +82,13 @@ public:
         return std::move(h->value);
     }
 
+    // The value held for `key`, alive, stale or dead (not yet swept), without touching its
+    // recency or removing anything. Null when there is none. Valid until the cache changes.
+    const Value* peek(const Key& key) const {
+        auto it = map_.find(key);
+        return it == map_.end() ? nullptr : &it->second.value;
+    }
+
     // Inserts or replaces; the entry is fresh for its kind's TTL from `now`. Evicts the least
     // recently used entry when full.
     void put(const Key& key, Value value, steady_time now, int kind = 0) {

@@ -28,6 +28,7 @@ public:
         friend class single_flight;
         std::vector<waiter> waiters_;  // guarded by the owning single_flight's mu_
         Key key_;
+        bool started_ = false;  // guarded by the owning single_flight's mu_: see started()
 
     public:
         explicit call(Key k) : key_(std::move(k)) {}
@@ -41,24 +42,49 @@ public:
 
     // Adds `w` as a waiter for `key`. When no load is in flight, the caller becomes its
     // leader: it must start the load and, whatever happens, call complete() once.
-    joined join(const Key& key, waiter w) {
+    // `started`: the new call counts as started at once (join_unstarted() never joins it).
+    joined join(const Key& key, waiter w, bool started = false) {
         std::lock_guard lock(mu_);
         auto [it, inserted] = calls_.try_emplace(key);
-        if (inserted)
+        if (inserted) {
             it->second = std::make_shared<call>(key);
-        else
+            it->second->started_ = started;
+        } else
             ++coalesced_;
         it->second->waiters_.push_back(std::move(w));
         return joined{inserted ? it->second : nullptr};
     }
 
+    // As join(), but joins only a call that has not started (see started()): a call already
+    // started is detached (as forget() does) and the caller leads a fresh one. For a caller
+    // that needs a load begun after it arrived (a read that must see the latest write).
+    joined join_unstarted(const Key& key, waiter w) {
+        std::lock_guard lock(mu_);
+        auto [it, inserted] = calls_.try_emplace(key);
+        const bool lead = inserted || it->second->started_;
+        if (lead)
+            it->second = std::make_shared<call>(key);
+        else
+            ++coalesced_;
+        it->second->waiters_.push_back(std::move(w));
+        return joined{lead ? it->second : nullptr};
+    }
+
+    // The leader says its load has begun (it took its place at the store): join_unstarted()
+    // no longer joins it.
+    void started(const call_ptr& c) {
+        std::lock_guard lock(mu_);
+        c->started_ = true;
+    }
+
     // Starts a call for `key` with no waiter when none is in flight (a background refresh):
     // the caller leads it and must complete() it. Null when a load is already in flight.
-    call_ptr lead_if_idle(const Key& key) {
+    call_ptr lead_if_idle(const Key& key, bool started = false) {
         std::lock_guard lock(mu_);
         auto [it, inserted] = calls_.try_emplace(key);
         if (!inserted) return nullptr;
         it->second = std::make_shared<call>(key);
+        it->second->started_ = started;
         return it->second;
     }
 

@@ -11,4 +11,8 @@ namespace userapi::http {
 // {"type":"about:blank","title":<reason>,"status":N,"detail":<detail>}.
 void set_problem(response& res, unsigned status, std::string_view detail);
 
+// The answer to a write that did not complete (contract 8.2), with the extension member
+// "written": false when it surely was not performed, null when its outcome is unknown.
+void set_write_problem(response& res, unsigned status, std::string_view detail, bool outcome_known);
+
 }  // namespace userapi::http

@@ -2,6 +2,7 @@
 // user service, with ETags and conditional requests (contract sections 2 and 6).
 #pragma once
 
+#include <chrono>
 #include <optional>
 
 #include <boost/asio/awaitable.hpp>
@@ -29,8 +30,13 @@ private:
     void answer_read(exchange& x, std::int64_t id, const service::cached_user& user, service::source from);
     // If-Match as a precondition; nullopt with 400 or 428 set on the response.
     std::optional<service::precondition> write_precondition(exchange& x, std::int64_t id);
+    // Every answer of a write but its success: 404, 409, 412, 422, and 503/504 saying whether
+    // it was written. `r` nullopt: no outcome in time.
     void answer_write_failure(exchange& x, std::int64_t id, const std::optional<service::reply>& r,
                               const std::string& email);
+    // The Idempotency-Key of a write, when sent; false with 400 set when it is malformed.
+    bool write_key(exchange& x, std::optional<service::idempotency_key>& key);
+    std::chrono::milliseconds write_wait() const;
 
     const config::settings& cfg_;
     service::user_service& users_;

@@ -1,16 +1,26 @@
-// The users' cache, by id: what a read found (a user's JSON and version, or that there is no
-// such user), kept coherent with writes.
+// The users' cache, by id: what the store said of each (a user's JSON at a version, a
+// tombstone carrying the version a DELETE removed, or "not found" with no version known),
+// kept in version order (contract 8.1).
 //
-// Entries: a user lives `ttl`, then may be served stale for `stale` more while a refresh runs;
-// a negative entry ("no such user") lives `negative_ttl` (0: none are kept). They share the
-// capacity and the LRU order.
+// Entries: a user lives `ttl`, then may be served stale for `stale` more while a refresh runs.
+// Not-founds and tombstones ("negative" entries) live `negative_ttl` in an LRU of their own of
+// at most `negative_capacity` entries (8.5): they never evict a user. Either 0: none are kept.
 //
-// Coherence (contract 6.6): a read registers before it goes to the store (begin_read) and its
-// result is stored only if no write to that id was recorded after that (end_read). A write
-// records itself (written / invalidate) once committed, before it is answered. So a read that
-// may have seen the store before a write never overwrites what the write left, however late
-// it completes: a timed-out operation, a read running beside a write on another connection,
-// or a read that started before another instance's notification.
+// Version order. Every entry has a rank: "not found" 0 < user at v (2v) < tombstone of v
+// (2v+1). A result replaces an entry only when its rank is at least the entry's (equal renews
+// the TTL): a slower write on another connection, a read that started earlier or a late
+// notification is dropped, never stored. An entry may be gone (evicted, expired, never kept
+// because negative caching is off) while an operation on its id is in flight, so the cache
+// also keeps, per id with operations in flight (begin .. end), a floor: the highest rank
+// stored or heard of while they ran. A result below the floor is dropped too. Every rank
+// recorded was committed before it was recorded, so an operation that began after it sees
+// at least that: the floor never drops a result that is current.
+//
+// A "not found" result of an operation that began while the cache knew the user at version
+// v is a tombstone of v: ids are never reused, so the user was deleted since.
+//
+// reset() (a deaf instance hears again) empties the cache and voids every operation in
+// flight: nothing it read before is stored. clear() (DELETE /cache) only empties it.
 //
 // Thread-safe: everything is guarded by mu_. The clock is read outside the lock.
 #pragma once
@@ -29,14 +39,19 @@ namespace userapi::service {
 // What the cache holds for an id.
 struct cached_user {
     core::shared_bytes json;   // the user's JSON; empty: there is no such user
-    std::int64_t version = 0;  // the user's version, for the ETag
+    std::int64_t version = 0;  // the user's version; with no JSON: the version deleted, 0 unknown
     bool exists() const { return static_cast<bool>(json); }
+    bool tombstone() const { return !exists() && version > 0; }
+    // The version order: not found (0) < user at v (2v) < tombstone of v (2v + 1).
+    std::int64_t rank() const { return exists() ? 2 * version : version > 0 ? 2 * version + 1 : 0; }
+    static cached_user deleted(std::int64_t version) { return {{}, version}; }
 };
 
 struct cache_stats {
-    std::size_t size = 0;
-    std::size_t negative_size = 0;
-    std::size_t capacity = 0;
+    std::size_t size = 0;           // users and negative entries
+    std::size_t negative_size = 0;  // not-founds and tombstones
+    std::size_t capacity = 0;       // of users
+    std::size_t negative_capacity = 0;
     std::uint64_t evictions = 0;
     std::uint64_t expirations = 0;
 };
@@ -47,15 +62,17 @@ public:
         core::duration ttl;
         core::duration negative_ttl = core::duration::zero();
         core::duration stale = core::duration::zero();
+        std::size_t negative_capacity = 1000;
     };
     struct lookup {
         cached_user entry;
         bool stale = false;  // past its TTL, inside the stale window
     };
-    // A read in flight, from begin_read to end_read.
-    struct read_ticket {
+    // An operation on one id in flight (a read or a write), from begin() to end().
+    struct ticket {
         std::int64_t id = 0;
-        std::uint64_t generation = 0;
+        std::uint64_t epoch = 0;
+        std::int64_t known = 0;  // the rank the cache knew when it began
     };
 
     user_cache(const core::clock& clock, std::size_t capacity, lifetimes l);
@@ -65,39 +82,47 @@ public:
     // The entry for `id`, fresh or (with a stale window) stale; positive or negative.
     std::optional<lookup> get(std::int64_t id);
 
-    read_ticket begin_read(std::int64_t id);
-    // Ends a read. `found`: what the store said (a user or no such user), stored unless a
-    // write to the id was recorded since the ticket; nullopt: the read failed, store nothing.
-    // Returns whether it was stored.
-    bool end_read(const read_ticket& t, const std::optional<cached_user>& found);
+    // Before an operation on `id` goes to the store.
+    ticket begin(std::int64_t id);
+    // Ends it. `result`: what the store said (a user, not found, or a tombstone), stored in
+    // version order; nullopt: it failed or its outcome is unknown, store nothing. Returns
+    // whether it was stored.
+    bool end(const ticket& t, const std::optional<cached_user>& result);
 
-    // A committed write: the entry becomes `now_is` (a user, or no such user after a delete).
-    void written(std::int64_t id, const cached_user& now_is);
-    // A committed write whose result is unknown here (another instance's): drop the entry.
+    // A committed write this instance did without a ticket (a create): stored in version order.
+    bool written(std::int64_t id, const cached_user& now_is);
+    // Another instance committed a write to `id` at `version` (a delete when `deleted`):
+    // an older entry is dropped (or becomes the tombstone), operations in flight may store
+    // nothing older. Returns whether it was news (newer than what the cache held).
+    bool heard(std::int64_t id, std::int64_t version, bool deleted);
+    // A write to `id` of unknown version: drop the entry, void the operations in flight.
     void invalidate(std::int64_t id);
 
     std::size_t sweep();
     std::size_t clear();
-    // Empties the cache and voids every read in flight: nothing read before now is stored.
+    // Empties the cache and voids every operation in flight: nothing read before now is stored.
     void reset();
     cache_stats stats() const;
     const lifetimes& config() const { return life_; }
 
 private:
-    static constexpr int kUser = 0, kNotFound = 1;
-    struct reads_of_id {
-        std::size_t readers = 0;
-        std::uint64_t last_write = 0;  // generation of the latest write recorded while they ran
+    static constexpr std::int64_t kVoid = INT64_MAX;  // a floor no result reaches
+    struct in_flight {
+        std::size_t operations = 0;
+        std::int64_t floor = 0;  // highest rank recorded while they ran
     };
-    void record_write(std::int64_t id);                                        // with mu_ held
-    void store(std::int64_t id, const cached_user& e, core::steady_time now);  // with mu_ held
+    bool keeps_negative() const;
+    std::int64_t known_rank(std::int64_t id) const;                            // with mu_ held; -1: nothing known
+    void raise_floor(std::int64_t id, std::int64_t rank);                      // with mu_ held
+    bool store(std::int64_t id, const cached_user& e, core::steady_time now);  // with mu_ held
 
     const core::clock& clock_;
     const lifetimes life_;
     mutable std::mutex mu_;
-    core::lru_ttl_cache<std::int64_t, cached_user> cache_;  // guarded by mu_
-    std::unordered_map<std::int64_t, reads_of_id> reads_;   // guarded by mu_; ids with a read in flight
-    std::uint64_t generation_ = 0;                          // guarded by mu_; counts writes
+    core::lru_ttl_cache<std::int64_t, cached_user> users_;      // guarded by mu_; users only
+    core::lru_ttl_cache<std::int64_t, cached_user> negatives_;  // guarded by mu_; not-founds, tombstones
+    std::unordered_map<std::int64_t, in_flight> flights_;       // guarded by mu_; ids with operations in flight
+    std::uint64_t epoch_ = 0;                                   // guarded by mu_; counts reset()s
 };
 
 }  // namespace userapi::service

@@ -1,8 +1,14 @@
 // Where users are stored. Implementations are not thread-safe: each is used by one thread at
 // a time (the DB queue's). Storage failures throw storage_error; expected outcomes (not found,
 // email taken, precondition failed) are values.
+//
+// Idempotency-Key (contract 8.2): the *_once writes record the key, the request's fingerprint
+// and the write's outcome in the same transaction as the write. A key recorded less than
+// `ttl` ago is not written again: its recorded outcome comes back (replayed), or `mismatch`
+// when the fingerprint differs, or `in_progress` while another transaction holds the key.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
@@ -28,9 +34,25 @@ private:
 
 enum class write_status { done, not_found, email_taken, precondition_failed };
 
+// An Idempotency-Key as the store keeps it.
+struct idempotency_key {
+    std::string scope;        // whose key: "" = the server's; with authentication, the identity's
+    std::string key;          // 1-255 visible ASCII characters
+    std::string fingerprint;  // of the request: method, path, the body's bytes, If-Match
+    std::chrono::seconds ttl{86400};
+};
+
+enum class key_outcome {
+    fresh,        // the write ran now (or there was no key)
+    replayed,     // recorded before: status and stored are the recorded outcome, nothing written
+    mismatch,     // recorded before with another fingerprint: nothing written
+    in_progress,  // another request with this key is running: nothing written
+};
+
 struct write_result {
     write_status status = write_status::done;
-    user stored;  // the user as stored, when done (for a delete: empty)
+    user stored;  // the user as stored, when done; for a delete, its id and the version deleted
+    key_outcome key = key_outcome::fresh;
 };
 
 class user_repository {
@@ -43,8 +65,16 @@ public:
     // Applies `patch` when `pre` matches the stored version, in one atomic step; the version
     // grows only when a field changes. done | not_found | email_taken | precondition_failed.
     virtual write_result update(std::int64_t id, const user_patch& patch, const precondition& pre) = 0;
-    // done | not_found | precondition_failed, the check and the delete one atomic step.
-    virtual write_status remove(std::int64_t id, const precondition& pre) = 0;
+    // done (stored: the id and the version deleted) | not_found | precondition_failed, the
+    // check and the delete one atomic step.
+    virtual write_result remove(std::int64_t id, const precondition& pre) = 0;
+    // The same writes with an Idempotency-Key, see above.
+    virtual write_result create_once(const new_user& u, const idempotency_key& k) = 0;
+    virtual write_result update_once(std::int64_t id, const user_patch& patch, const precondition& pre,
+                                     const idempotency_key& k) = 0;
+    virtual write_result remove_once(std::int64_t id, const precondition& pre, const idempotency_key& k) = 0;
+    // Forgets the keys recorded more than `ttl` ago; returns how many.
+    virtual std::size_t purge_keys(std::chrono::seconds ttl) = 0;
     // Users with an id above `after`, in ascending id order, at most `limit`.
     virtual std::vector<user> list(std::int64_t after, std::size_t limit) = 0;
     virtual std::size_t size() = 0;

@@ -12,7 +12,10 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <mutex>
+#include <optional>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "userapi/core/single_flight.hpp"
@@ -28,8 +31,11 @@ enum class outcome {
     email_taken,
     precondition_failed,  // If-Match named another version: nothing was written
     queue_full,           // the DB queue refused the operation: try later
-    timed_out,            // the operation waited past the request timeout and was dropped unrun
-    unavailable,          // the database failed
+    timed_out,            // the operation's deadline passed before it was sent: dropped unrun
+    unavailable,          // the database failed; a write surely was not performed
+    unknown,              // a write whose outcome cannot be known (sent, then the connection broke)
+    key_mismatch,         // the Idempotency-Key was recorded with another request: nothing written
+    key_in_progress,      // a request with the same Idempotency-Key is still running: nothing written
 };
 
 // Where a read's answer came from (X-Cache).
@@ -42,6 +48,7 @@ struct reply {
     cached_user user;            // the user (JSON and version) when there is one
     std::int64_t id = 0;         // the id of a created user
     std::string error;           // why the database failed, for the log only: never sent to a client
+    bool replayed = false;       // the recorded outcome of an earlier request with its Idempotency-Key
 };
 
 struct page {
@@ -88,13 +95,24 @@ public:
     // coalesced) | not_found | queue_full | timed_out | unavailable. A not-found result is
     // remembered as a negative entry.
     void get(std::int64_t id, callback done);
+    // A read of the store, never the cache (Cache-Control: no-cache, contract 8.3): joins only
+    // a read of `id` that has not yet taken a DB-queue slot; its result refreshes the cache in
+    // version order. ok (miss | coalesced) | not_found | queue_full | timed_out | unavailable.
+    void get_fresh(std::int64_t id, callback done);
 
-    // ok (the user, id) | email_taken | queue_full | timed_out | unavailable.
-    void create(new_user u, callback done);
-    // ok (the user) | not_found | email_taken | precondition_failed | queue_full | timed_out | unavailable.
-    void update(std::int64_t id, user_patch patch, precondition pre, callback done);
-    // ok | not_found | precondition_failed | queue_full | timed_out | unavailable.
-    void remove(std::int64_t id, precondition pre, callback done);
+    // Writes. With an Idempotency-Key (contract 8.2) the key is recorded with the write in the
+    // store; a replay answers the recorded outcome (replayed), key_mismatch or key_in_progress.
+    // A request with a key already running on this instance is key_in_progress at once.
+    // ok (the user, id) | email_taken | queue_full | timed_out | unavailable | unknown.
+    void create(new_user u, callback done, std::optional<idempotency_key> key = std::nullopt);
+    // ok (the user) | not_found | email_taken | precondition_failed | queue_full | timed_out |
+    // unavailable | unknown.
+    void update(std::int64_t id, user_patch patch, precondition pre, callback done,
+                std::optional<idempotency_key> key = std::nullopt);
+    // ok | not_found | precondition_failed | queue_full | timed_out | unavailable | unknown.
+    void remove(std::int64_t id, precondition pre, callback done, std::optional<idempotency_key> key = std::nullopt);
+    // Forgets Idempotency-Keys older than `ttl`, through the queue; `done` gets how many (0 on failure).
+    void purge_keys(std::chrono::seconds ttl, std::function<void(std::size_t)> done);
     // Up to `limit` users with an id above `after`, read through the queue, not cached.
     void list(std::int64_t after, std::size_t limit, page_callback done);
 
@@ -103,8 +121,12 @@ public:
     // entries this instance held.
     void clear_cache(std::function<void(std::size_t)> done);
 
-    // Another instance committed a write to `id`: drop the entry; no read already in flight
-    // may store what it read, and no later request joins such a read.
+    // Another instance committed a write to `id` at `version` (a delete when `deleted`): an
+    // older entry goes, no operation in flight stores anything older, and no later request
+    // joins a read that may predate it. A late notification changes nothing.
+    void remote_write(std::int64_t id, std::int64_t version, bool deleted);
+    // The same, of unknown version (an older instance's notification): drop the entry, void
+    // the operations in flight.
     void remote_write(std::int64_t id);
     // Another instance emptied its cache: empty ours.
     void remote_clear() { cache_.clear(); }
@@ -125,13 +147,25 @@ private:
     };
     using flight_type = core::single_flight<std::int64_t, load_result>;
 
-    void start_load(const flight_type::call_ptr& call, std::int64_t id);
-    void load(const flight_type::call_ptr& call, const user_cache::read_ticket& ticket,
+    // What a write did: its answer, and what the cache learns of `id` (nothing: nullopt).
+    struct write_done {
+        reply answer;
+        std::int64_t id = 0;
+        std::optional<cached_user> now_is;
+        bool outcome_unknown = false;  // the entry of `id` goes, and what is in flight is void
+    };
+
+    // `use_cache`: a read completed since the caller's miss may answer instead (not for get_fresh).
+    void start_load(const flight_type::call_ptr& call, std::int64_t id, bool use_cache = true);
+    void load(const flight_type::call_ptr& call, const user_cache::ticket& ticket,
               user_repository& repo);  // on the DB queue
-    // Records a committed write in the cache before its answer goes out.
-    void written(std::int64_t id, const cached_user& now_is);
-    // Submits a write; `run` returns its reply. Refusal and expiry answer `done` too.
-    void submit_write(std::function<reply(user_repository&)> run, callback done);
+    // Submits a write to `id` (0: not known yet, a create); `run` does it. The cache learns its
+    // result before `done` hears of it. Refusal and expiry answer `done` too.
+    void submit_write(std::int64_t id, std::function<write_done(user_repository&)> run, callback done,
+                      const std::optional<idempotency_key>& key);
+    // Per-instance claim of an Idempotency-Key while its request runs; false: already claimed.
+    bool claim_key(const std::string& k);
+    void release_key(const std::string& k);
 
     user_cache& cache_;
     db_queue& db_;
@@ -139,6 +173,8 @@ private:
     const core::clock& clock_;             // for deadlines
     std::chrono::milliseconds request_timeout_;
     flight_type flight_;
+    std::mutex keys_mu_;
+    std::unordered_set<std::string> running_keys_;  // guarded by keys_mu_: scope \x1f key of keyed writes running here
     std::atomic<bool> coherent_{true};
     std::atomic<std::uint64_t> hits_{0}, misses_{0}, negative_hits_{0}, stale_served_{0}, refreshes_{0}, reads_{0},
         writes_{0};

@@ -26,7 +26,7 @@ namespace userapi::store {
 
 class postgres_user_repository final : public service::user_repository {
 public:
-    static constexpr int kSchemaVersion = 1;
+    static constexpr int kSchemaVersion = 2;  // 2: userapi_idempotency
     static constexpr const char* kChannel = "userapi_users";
 
     // Called with this connection's backend process id when it connects (and 0 when it is
@@ -48,7 +48,14 @@ public:
     service::write_result create(const service::new_user& u) override;
     service::write_result update(std::int64_t id, const service::user_patch& patch,
                                  const service::precondition& pre) override;
-    service::write_status remove(std::int64_t id, const service::precondition& pre) override;
+    service::write_result remove(std::int64_t id, const service::precondition& pre) override;
+    // Each one statement, one transaction: userapi_write_once() (see the schema).
+    service::write_result create_once(const service::new_user& u, const service::idempotency_key& k) override;
+    service::write_result update_once(std::int64_t id, const service::user_patch& patch,
+                                      const service::precondition& pre, const service::idempotency_key& k) override;
+    service::write_result remove_once(std::int64_t id, const service::precondition& pre,
+                                      const service::idempotency_key& k) override;
+    std::size_t purge_keys(std::chrono::seconds ttl) override;
     std::vector<service::user> list(std::int64_t after, std::size_t limit) override;
     std::size_t size() override;
     // Seeds under the schema lock, re-checking that the table is empty: one instance seeds.
@@ -57,7 +64,7 @@ public:
     void announce_clear() override;
     bool shared() const override { return true; }
 
-    // The URI with any password replaced by "***", for logs and errors.
+    // The URI with any password replaced by "***", for logs and errors (redact_conninfo).
     static std::string redacted(const std::string& conninfo);
 
 private:
@@ -66,6 +73,8 @@ private:
     void ensure_connected();
     result run(const char* statement, std::initializer_list<const char*> params, bool retried = false);
     [[noreturn]] void fail(const std::string& what);
+    service::write_result write_once(const char* kind, const service::idempotency_key& k, std::int64_t id,
+                                     const char* name, const char* email, const service::precondition& pre);
 
     std::string conninfo_;
     pid_listener on_pid_;

@@ -1,7 +1,8 @@
 // Keeps this instance's cache coherent with what other instances commit to a shared PostgreSQL
 // store. One connection LISTENs on the store's channel: every write sends NOTIFY with the
-// user's id (and "*" for DELETE /cache) inside its transaction, so the notification arrives
-// once the write has committed. The watch also checks the store every second, for /readyz.
+// user's id, version and kind (and "*" for DELETE /cache) inside its transaction, so the
+// notification arrives once the write has committed (notification.hpp). The watch also checks the store every second,
+// for /readyz.
 //
 // When the connection is lost, `listening(false)` is called at once (the service then reads
 // from the store, not the cache) and the watch reconnects, backing off from 100 ms to 5 s;
@@ -22,14 +23,16 @@
 #include <thread>
 #include <unordered_set>
 
+#include "userapi/store/notification.hpp"
+
 namespace userapi::store {
 
 class postgres_watch {
 public:
     struct events {
-        std::function<void(std::int64_t id)> changed;  // another instance committed a write to this user
-        std::function<void()> cleared;                 // another instance emptied its cache: empty ours
-        std::function<void(bool)> listening;           // the channel was gained (true) or lost (false)
+        std::function<void(const notification&)> changed;  // another instance committed a write to a user
+        std::function<void()> cleared;                     // another instance emptied its cache: empty ours
+        std::function<void(bool)> listening;               // the channel was gained (true) or lost (false)
     };
     struct stats {
         std::uint64_t notifications = 0;  // from other instances

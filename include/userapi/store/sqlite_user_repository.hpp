@@ -18,7 +18,7 @@ namespace userapi::store {
 
 class sqlite_user_repository final : public service::user_repository {
 public:
-    static constexpr int kSchemaVersion = 2;  // 2: users.version
+    static constexpr int kSchemaVersion = 3;  // 2: users.version; 3: idempotency_keys
 
     // Opens or creates `path` (its folder too); ":memory:" keeps nothing. Refuses a file that
     // is not SQLite or whose schema is newer than kSchemaVersion, without changing it.
@@ -31,7 +31,14 @@ public:
     service::write_result create(const service::new_user& u) override;
     service::write_result update(std::int64_t id, const service::user_patch& patch,
                                  const service::precondition& pre) override;
-    service::write_status remove(std::int64_t id, const service::precondition& pre) override;
+    service::write_result remove(std::int64_t id, const service::precondition& pre) override;
+    // Each in one write transaction (BEGIN IMMEDIATE): the key's lookup, the write and its record.
+    service::write_result create_once(const service::new_user& u, const service::idempotency_key& k) override;
+    service::write_result update_once(std::int64_t id, const service::user_patch& patch,
+                                      const service::precondition& pre, const service::idempotency_key& k) override;
+    service::write_result remove_once(std::int64_t id, const service::precondition& pre,
+                                      const service::idempotency_key& k) override;
+    std::size_t purge_keys(std::chrono::seconds ttl) override;
     std::vector<service::user> list(std::int64_t after, std::size_t limit) override;
     std::size_t size() override;
     void seed(std::int64_t n) override;  // one transaction
@@ -47,6 +54,8 @@ private:
     sqlite3_stmt* prepare(const char* sql);
     service::write_status missing_or_mismatch(std::int64_t id);  // after a guarded write changed nothing
     [[noreturn]] void fail(const std::string& what);
+    template <class Write>
+    service::write_result once(const service::idempotency_key& k, Write write);
 
     sqlite3* db_ = nullptr;
     sqlite3_stmt* find_ = nullptr;
@@ -54,6 +63,9 @@ private:
     sqlite3_stmt* update_ = nullptr;
     sqlite3_stmt* delete_ = nullptr;
     sqlite3_stmt* list_ = nullptr;
+    sqlite3_stmt* key_find_ = nullptr;
+    sqlite3_stmt* key_put_ = nullptr;
+    sqlite3_stmt* key_purge_ = nullptr;
     std::string path_;
 };
 
