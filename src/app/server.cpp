@@ -138,6 +138,7 @@ struct server::impl {
                  std::chrono::milliseconds(cfg.cache_stale_ms), cfg.cache_negative_capacity}),
           db(db_ioc, clock, std::chrono::milliseconds(cfg.db_latency_ms), cfg.db_queue_limit, cfg.db_concurrency),
           users(cache, db, raw(repos), clock, std::chrono::milliseconds(cfg.request_timeout_ms)),
+          watchdog(std::chrono::milliseconds(cfg.db_read_timeout_ms)),
           limiter(clock, make_policy(cfg), cfg.max_clients),
           identities(clock, cfg.max_clients),
           shared_limiter(make_shared_limiter()),
@@ -148,6 +149,7 @@ struct server::impl {
                    [this] { return unready(); }, [this](http::prometheus_writer& w) { store_metrics(w); }},
                   shared_limiter.get(), {&authenticator, &identities}) {
         users_ptr = &users;
+        users.bound_reads(watchdog);
     }
 
     // Buckets in Redis: one connection per I/O thread, this instance's table as the fallback.
@@ -205,14 +207,16 @@ struct server::impl {
                                                              service::user_service*& users) {
         if (!cfg.uses_postgresql()) return nullptr;
         return std::make_unique<store::postgres_watch>(
-            cfg.db_path, store::postgres_watch::events{
-                             [&users](const store::notification& n) {
-                                 if (n.kind == store::notification::unversioned)
-                                     users->remote_write(n.id);
-                                 else
-                                     users->remote_write(n.id, n.version, n.kind == store::notification::deleted);
-                             },
-                             [&users] { users->remote_clear(); }, [&users](bool on) { users->set_coherent(on); }});
+            cfg.db_path,
+            store::postgres_watch::events{
+                [&users](const store::notification& n) {
+                    if (n.kind == store::notification::unversioned)
+                        users->remote_write(n.id);
+                    else
+                        users->remote_write(n.id, n.version, n.kind == store::notification::deleted);
+                },
+                [&users] { users->remote_clear(); }, [&users](bool on) { users->set_coherent(on); }},
+            std::chrono::milliseconds(cfg.db_operation_timeout_ms));
     }
     // One repository per DB-queue slot: a connection each (SQLite: one).
     static std::vector<std::unique_ptr<service::user_repository>> make_repos(
@@ -224,7 +228,8 @@ struct server::impl {
             for (std::size_t i = 0; i < cfg.db_concurrency; ++i)
                 out.push_back(std::make_unique<store::postgres_user_repository>(
                     cfg.db_path, std::chrono::milliseconds(cfg.db_connect_timeout_ms),
-                    [watch](int old_pid, int new_pid) { watch->own_pid(old_pid, new_pid); }));
+                    [watch](int old_pid, int new_pid) { watch->own_pid(old_pid, new_pid); },
+                    std::chrono::milliseconds(cfg.db_operation_timeout_ms)));
         } else {
             out.push_back(std::make_unique<store::sqlite_user_repository>(cfg.db_path));
         }
@@ -295,6 +300,8 @@ struct server::impl {
     service::user_cache cache;
     service::db_queue db;
     service::user_service users;
+    // --db-read-timeout-ms; its own thread. Destroyed before `users`, whose reads it watches.
+    service::read_watchdog watchdog;
     limit::local_rate_limiter limiter;
     limit::identity_rate_limiter identities;  // authenticated identities' buckets
     std::unique_ptr<limit::redis_rate_limiter>

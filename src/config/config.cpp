@@ -198,6 +198,13 @@ const std::vector<option>& options() {
         {"--db-concurrency", "db.concurrency", kind::integer, 1, 256,
          "database operations at once, one connection each; above 1 needs PostgreSQL (default 1)",
          store_int<std::size_t, &settings::db_concurrency>()},
+        {"--db-operation-timeout-ms", "db.operation_timeout_ms", kind::integer, 1, 3600000,
+         "longest any store operation may run before it is cancelled and its connection replaced (default 5000)",
+         store_int<std::int64_t, &settings::db_operation_timeout_ms>()},
+        {"--db-read-timeout-ms", "db.read_timeout_ms", kind::integer, 1, 3600000,
+         "how long a read waits for the store once sent before a cached user is served STALE, others 503 "
+         "(default 1000)",
+         store_int<std::int64_t, &settings::db_read_timeout_ms>()},
         {"--db-latency-ms", "db.latency_ms", kind::integer, 0, 3600000, "cost of each database operation (default 200)",
          store_int<std::int64_t, &settings::db_latency_ms>()},
         {"--db-queue-limit", "db.queue_limit", kind::integer, 0, 1e7,
@@ -516,6 +523,7 @@ std::string settings::summary(data_redactor redact) const {
       << " stale_ms=" << cache_stale_ms << " idempotency_ttl_s=" << idempotency_ttl_s
       << " require_if_match=" << (require_if_match ? "on" : "off") << " data=" << redacted_data(redact)
       << " db_concurrency=" << db_concurrency << " db_latency_ms=" << db_latency_ms
+      << " db_operation_timeout_ms=" << db_operation_timeout_ms << " db_read_timeout_ms=" << db_read_timeout_ms
       << " rate_limit_store=" << (rate_limit_store.empty() ? "local" : rate_limit_store)
       << " rate_limit_store_fallback=" << rate_limit_store_fallback << " db_queue_limit=" << db_queue_limit
       << " seed_users=" << seed_users << " max_body_bytes=" << max_body_bytes

@@ -24,9 +24,10 @@ namespace {
 constexpr std::size_t kDefaultPage = 20, kMaxPage = 100;
 
 // How long a write waits for its outcome. The DB queue answers "not performed" at the request
-// timeout itself (the deadline is checked just before the statement is sent), so this only
-// bounds a write already sent to a store that does not answer: its outcome is then unknown.
-constexpr std::chrono::milliseconds kSentWriteGrace{30000};
+// timeout itself (the deadline is checked just before the statement is sent), and a store
+// operation ends by --db-operation-timeout-ms; this margin past both only bounds a write whose
+// end never reaches us: its outcome is then unknown.
+constexpr std::chrono::milliseconds kSentWriteGrace{1000};
 
 // The 503/504 answers shared by reads and writes. A database failure's cause goes to the
 // log, under the request id the client sees, never into the response. A write's answer says
@@ -223,7 +224,8 @@ bool users_resource::write_key(exchange& x, std::optional<service::idempotency_k
 }
 
 std::chrono::milliseconds users_resource::write_wait() const {
-    return std::chrono::milliseconds(cfg_.request_timeout_ms + cfg_.db_latency_ms) + kSentWriteGrace;
+    return std::chrono::milliseconds(cfg_.request_timeout_ms + cfg_.db_latency_ms + cfg_.db_operation_timeout_ms) +
+           kSentWriteGrace;
 }
 
 asio::awaitable<void> users_resource::get(exchange& x) {

@@ -89,6 +89,7 @@ void redis_client::connect() {
         return;
     }
     ctx_->data = this;
+    redisEnableKeepAlive(&ctx_->c);
     auto* holder = new std::shared_ptr<events>(std::make_shared<events>(ioc_, ctx_));
     ctx_->ev.data = holder;
     ctx_->ev.addRead = events::add_read;
@@ -113,6 +114,16 @@ void redis_client::on_disconnect(const redisAsyncContext* c, int) {
     auto* self = static_cast<redis_client*>(c->data);
     self->ctx_ = nullptr;  // freed by hiredis after this returns
     self->lost();
+}
+
+void redis_client::reconnect() {
+    auto* c = ctx_;
+    if (!c) return;
+    redisAsyncFree(c);  // runs the pending callbacks, and on_disconnect if it was connected
+    if (ctx_ == c) {    // it was still connecting: no disconnect callback
+        ctx_ = nullptr;
+        lost();
+    }
 }
 
 void redis_client::lost() {

@@ -10,6 +10,8 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "userapi/log/log.hpp"
+
 namespace userapi::limit {
 
 namespace asio = boost::asio;
@@ -90,7 +92,7 @@ struct redis_rate_limiter::pending {
 // One I/O thread's connection and its decisions in flight, used only on that thread.
 struct redis_rate_limiter::connection {
     connection(redis_rate_limiter& o, asio::io_context& i, const redis_target& t, bool pipelining)
-        : owner(o), ioc(i), deadlines(i), redis(i, t, script(), on_reply, pipelining ? 0 : 1) {}
+        : owner(o), ioc(i), deadlines(i), stalled_for(i), redis(i, t, script(), on_reply, pipelining ? 0 : 1) {}
     redis_rate_limiter& owner;
     asio::io_context& ioc;
     std::deque<pending> in_flight;  // by sequence number: front() is first_seq
@@ -101,7 +103,11 @@ struct redis_rate_limiter::connection {
     std::vector<std::string> args;       // reused for batches that hold an identity's decision
     asio::steady_timer deadlines;        // for the oldest unanswered decision
     bool deadline_armed = false;
-    redis_client redis;  // last: destroyed first, its final callbacks still find the queue
+    // A decision's deadline passed with its reply still owed; cleared by the next reply. Written
+    // on this connection's thread, read by healthy() from any.
+    std::atomic<bool> stalled{false};
+    asio::steady_timer stalled_for;  // replaces the connection after kReplaceStalledAfter
+    redis_client redis;              // last: destroyed first, its final callbacks still find the queue
 };
 
 redis_rate_limiter::redis_rate_limiter(const std::vector<asio::io_context*>& iocs, redis_target target,
@@ -129,7 +135,7 @@ void redis_rate_limiter::start() {
 
 bool redis_rate_limiter::healthy() const {
     for (const auto& c : connections_)
-        if (!c->redis.ready()) return false;
+        if (!c->redis.ready() || c->stalled.load(std::memory_order_relaxed)) return false;
     return !connections_.empty();
 }
 
@@ -229,7 +235,7 @@ template <class Fill>
 asio::awaitable<rate_decision> redis_rate_limiter::decide(Fill fill, core::steady_time now) {
     auto executor = co_await asio::this_coro::executor;
     auto& c = connection_for(static_cast<asio::io_context&>(asio::query(executor, asio::execution::context)));
-    if (!c.redis.ready()) {
+    if (!c.redis.ready() || c.stalled.load(std::memory_order_relaxed)) {
         pending p(nullptr);
         fill(p);
         co_return fall_back(p);
@@ -311,6 +317,8 @@ void redis_rate_limiter::trim(connection& c) {
 void redis_rate_limiter::on_reply(const redisReply* r, void* privdata) {
     auto& c = *static_cast<connection*>(privdata);
     auto& self = c.owner;
+    if (c.stalled.load(std::memory_order_relaxed) && c.stalled.exchange(false, std::memory_order_relaxed))
+        c.stalled_for.cancel();  // Redis answers again
     if (c.reply_order.empty()) return;
     const auto b = c.reply_order.front();
     c.reply_order.pop_front();
@@ -350,12 +358,26 @@ void redis_rate_limiter::arm_deadline(connection& c) {
             if (ec) return;
             const auto now = clock_.now();
             for (auto& q : c.in_flight)
-                if (q.resume && q.deadline <= now) finish(c, q, fall_back(q));
+                if (q.resume && q.deadline <= now) {
+                    finish(c, q, fall_back(q));
+                    stall(c);  // its reply is still owed
+                }
             trim(c);
             arm_deadline(c);
         });
         return;
     }
+}
+
+void redis_rate_limiter::stall(connection& c) {
+    if (c.stalled.exchange(true, std::memory_order_relaxed)) return;
+    log::log_event(spdlog::level::warn, "the rate-limit store does not answer; the fallback decides until it does",
+                   {{"timeout_ms", std::to_string(timeout_.count()), true}});
+    c.stalled_for.expires_after(kReplaceStalledAfter);
+    c.stalled_for.async_wait([&c](boost::system::error_code ec) {
+        if (!ec && c.stalled.exchange(false, std::memory_order_relaxed))
+            c.redis.reconnect();  // not ready until it answers
+    });
 }
 
 }  // namespace userapi::limit

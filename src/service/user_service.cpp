@@ -83,29 +83,43 @@ void user_service::get(std::int64_t id, callback done) {
         return;
     }
     misses_.fetch_add(1, std::memory_order_relaxed);
+    if (silent_.load(std::memory_order_relaxed)) {
+        // An operation sent to the store is past the read timeout and still out: the store is
+        // not answering, and this read would only wait behind it.
+        done(fallback(id, {outcome::unavailable, source::miss, {}, 0, "the store is not answering"}));
+        return;
+    }
     // Its leader may answer from the cache (see start_load), so a no-cache read never joins it.
     auto joined = flight_.join(
         id,
         [this, id, done = std::move(done)](const load_result& r, bool leader) {
             reply out{r.status, leader ? source::miss : source::coalesced, r.user, 0, r.error};
             const bool failed = r.status != outcome::ok && r.status != outcome::not_found;
-            if (failed && !coherent_.load(std::memory_order_relaxed)) {
-                // Cut off from other instances and from the store: what the cache still holds
-                // (within its TTL or stale window) is the best answer there is. No write can commit
-                // where the store is unreachable for everyone.
-                if (auto c = cache_.get(id); c && c->entry.exists()) {
-                    stale_served_.fetch_add(1, std::memory_order_relaxed);
-                    out = {outcome::ok, source::stale, c->entry, 0, {}};
-                }
-            }
-            done(out);
+            done(failed ? fallback(id, std::move(out)) : out);
         },
         true);
     if (joined.leader()) start_load(joined.leader_of, id);
 }
 
+reply user_service::fallback(std::int64_t id, reply failed) {
+    // Cut off from other instances and from the store: what the cache still holds (within its
+    // TTL or stale window) is the best answer there is. No write can commit where the store is
+    // unreachable for everyone. (While this instance hears every write, a cached user never
+    // gets here: it is answered from the cache.)
+    if (!coherent_.load(std::memory_order_relaxed))
+        if (auto c = cache_.get(id); c && c->entry.exists()) {
+            stale_served_.fetch_add(1, std::memory_order_relaxed);
+            return {outcome::ok, source::stale, c->entry, 0, {}};
+        }
+    return failed;
+}
+
 void user_service::get_fresh(std::int64_t id, callback done) {
     misses_.fetch_add(1, std::memory_order_relaxed);
+    if (silent_.load(std::memory_order_relaxed)) {  // only the store may answer, and it does not
+        done({outcome::unavailable, source::miss, {}, 0, "the store is not answering"});
+        return;
+    }
     auto joined = flight_.join_unstarted(id, [done = std::move(done)](const load_result& r, bool leader) {
         done({r.status, leader ? source::miss : source::coalesced, r.user, 0, r.error});
     });
@@ -126,9 +140,11 @@ void user_service::start_load(const flight_type::call_ptr& call, std::int64_t id
             }
         }
         const auto gone = [this, call, ticket](outcome why) {
+            dequeued(call);
             cache_.end(ticket, std::nullopt);
             flight_.complete(call, {why, {}, {}});
         };
+        queued(call);
         if (!db_.submit([this, call, ticket](std::size_t slot) { load(call, ticket, *repos_[slot]); },
                         clock_.now() + request_timeout_, [gone] { gone(outcome::timed_out); },
                         [this, call] { flight_.started(call); }, false))
@@ -140,18 +156,83 @@ void user_service::start_load(const flight_type::call_ptr& call, std::int64_t id
 }
 
 void user_service::load(const flight_type::call_ptr& call, const user_cache::ticket& ticket, user_repository& repo) {
+    // Sent now, after the queue and the simulated latency: its waiters wait no longer than
+    // the read timeout (8.4).
+    dequeued(call);
+    const auto watch = watch_operation([this, call] {
+        flight_.complete(call, {outcome::unavailable, {}, "the store did not answer within --db-read-timeout-ms"});
+    });
     load_result result;
     std::optional<user> u;
     const bool read = guarded([&] { u = repo.find(ticket.id); }, result.error) == attempt::ok;
+    operation_ended(watch);
     reads_.fetch_add(1, std::memory_order_relaxed);
     if (read) {
+        if (silent_.load(std::memory_order_relaxed)) silent_.store(false, std::memory_order_relaxed);  // it answers
         result.status = u ? outcome::ok : outcome::not_found;
         if (u) result.user = entry_of(*u);
         cache_.end(ticket, result.user);  // before complete(): no second read can slip in
     } else {
         cache_.end(ticket, std::nullopt);  // a failure is never cached: the next request tries again
     }
-    flight_.complete(call, result);
+    flight_.complete(call, result);  // its waiters, unless the watchdog answered them already
+}
+
+read_watchdog::handle user_service::watch_operation(std::function<void()> also) {
+    if (!watchdog_) return nullptr;
+    return watchdog_->arm([this, also = std::move(also)] {
+        overdue_changed(+1);
+        std::unordered_map<const void*, flight_type::call_ptr> waiting;
+        {
+            std::lock_guard lock(queued_mu_);
+            waiting.swap(queued_reads_);
+        }
+        // Their operations still run when a slot frees (and store what they find); their
+        // waiters hear now what a failed read answers.
+        for (const auto& [_, call] : waiting)
+            flight_.complete(call, {outcome::unavailable, {}, "the store is not answering"});
+        if (also) also();
+    });
+}
+
+void user_service::operation_ended(const read_watchdog::handle& h) {
+    if (h && watchdog_->disarm(h)) overdue_changed(-1);
+}
+
+void user_service::overdue_changed(int by) {
+    std::lock_guard lock(silence_mu_);
+    overdue_ops_ += by;
+    // Silent from an operation's timeout (unless its end came first) until none is left; a read
+    // that succeeds in between ends it early (see load()), and an end must not bring it back.
+    if (by > 0 || overdue_ops_ <= 0) silent_.store(overdue_ops_ > 0, std::memory_order_relaxed);
+}
+
+bool user_service::submit_watched(db_queue::operation op, db_queue::time_point deadline, db_queue::expiry expired,
+                                  db_queue::slot_taken on_slot, bool strict) {
+    return db_.submit(
+        [this, op = std::move(op)](std::size_t slot) {
+            const auto watch = watch_operation();
+            try {
+                op(slot);
+            } catch (...) {
+                operation_ended(watch);
+                throw;
+            }
+            operation_ended(watch);
+        },
+        deadline, std::move(expired), std::move(on_slot), strict);
+}
+
+void user_service::queued(const flight_type::call_ptr& call) {
+    if (!watchdog_) return;
+    std::lock_guard lock(queued_mu_);
+    queued_reads_.emplace(call.get(), call);
+}
+
+void user_service::dequeued(const flight_type::call_ptr& call) {
+    if (!watchdog_) return;
+    std::lock_guard lock(queued_mu_);
+    queued_reads_.erase(call.get());
 }
 
 bool user_service::claim_key(const std::string& k) {
@@ -193,8 +274,8 @@ void user_service::submit_write(std::int64_t id, std::function<write_done(user_r
         writes_.fetch_add(1, std::memory_order_relaxed);
         (*finish)(run(*repos_[slot]));
     };
-    if (!db_.submit(std::move(op), clock_.now() + request_timeout_,
-                    [finish] { (*finish)({reply{outcome::timed_out}}); }))
+    if (!submit_watched(std::move(op), clock_.now() + request_timeout_,
+                        [finish] { (*finish)({reply{outcome::timed_out}}); }))
         (*finish)({reply{outcome::queue_full}});
 }
 
@@ -300,7 +381,7 @@ void user_service::purge_keys(std::chrono::seconds ttl, std::function<void(std::
         guarded([&] { n = repos_[slot]->purge_keys(ttl); }, error);
         (*shared_done)(n);
     };
-    if (!db_.submit(std::move(op), clock_.now() + request_timeout_, [shared_done] { (*shared_done)(0); }))
+    if (!submit_watched(std::move(op), clock_.now() + request_timeout_, [shared_done] { (*shared_done)(0); }))
         (*shared_done)(0);
 }
 
@@ -313,7 +394,7 @@ void user_service::list(std::int64_t after, std::size_t limit, page_callback don
         reads_.fetch_add(1, std::memory_order_relaxed);
         (*shared_done)(p);
     };
-    if (!db_.submit(std::move(op), clock_.now() + request_timeout_, [shared_done] {
+    if (!submit_watched(std::move(op), clock_.now() + request_timeout_, [shared_done] {
             (*shared_done)(page{outcome::timed_out, {}, {}});
         }))
         (*shared_done)(page{outcome::queue_full, {}, {}});
@@ -332,7 +413,7 @@ void user_service::clear_cache(std::function<void(std::size_t)> done) {
         (*shared_done)(cleared);
     };
     // Not strict: once it has a slot the announcement goes out, however late.
-    if (!db_.submit(
+    if (!submit_watched(
             std::move(op), clock_.now() + request_timeout_, [shared_done, cleared] { (*shared_done)(cleared); }, {},
             false))
         (*shared_done)(cleared);
@@ -348,7 +429,10 @@ void user_service::remote_write(std::int64_t id) {
 }
 
 void user_service::set_coherent(bool coherent) {
-    if (coherent) cache_.reset();  // anything cached while deaf may be out of date
+    if (coherent) {
+        cache_.reset();                                   // anything cached while deaf may be out of date
+        silent_.store(false, std::memory_order_relaxed);  // the store answered the watch
+    }
     coherent_.store(coherent, std::memory_order_relaxed);
 }
 

@@ -4,6 +4,8 @@
 
 #include <libpq-fe.h>
 
+#include <algorithm>
+#include <string_view>
 #include <thread>
 #include <utility>
 
@@ -123,9 +125,8 @@ constexpr const char* kSchemaV2 =
 // A unique violation: the email belongs to another user.
 struct email_taken {};
 
-service::user read_user(PGresult* r, int row) {
-    return service::user{std::stoll(PQgetvalue(r, row, 0)), PQgetvalue(r, row, 1), PQgetvalue(r, row, 2),
-                         std::stoll(PQgetvalue(r, row, 3))};
+service::user read_user(const pg_result_ptr& r, int row) {
+    return service::user{std::stoll(r.value(row, 0)), r.value(row, 1), r.value(row, 2), std::stoll(r.value(row, 3))};
 }
 
 std::string versions_array(const service::precondition& pre) {
@@ -134,27 +135,23 @@ std::string versions_array(const service::precondition& pre) {
     return a + "}";
 }
 
-}  // namespace
+std::string error_of(const pg_result_ptr& r) { return one_line(r ? PQresultErrorMessage(r.get()) : ""); }
 
-// A query's result, cleared when it goes.
-struct postgres_user_repository::result {
-    PGresult* r = nullptr;
-    explicit result(PGresult* p) : r(p) {}
-    result(result&& o) noexcept : r(std::exchange(o.r, nullptr)) {}
-    ~result() { PQclear(r); }
-    int rows() const { return PQntuples(r); }
-    const char* value(int row, int col) const { return PQgetvalue(r, row, col); }
-};
+}  // namespace
 
 std::string postgres_user_repository::redacted(const std::string& conninfo) { return redact_conninfo(conninfo); }
 
 postgres_user_repository::postgres_user_repository(std::string conninfo, std::chrono::milliseconds connect_timeout,
-                                                   pid_listener on_pid)
-    : conninfo_(std::move(conninfo)), on_pid_(std::move(on_pid)) {
+                                                   pid_listener on_pid, std::chrono::milliseconds operation_timeout)
+    : conninfo_(std::move(conninfo)),
+      on_pid_(std::move(on_pid)),
+      operation_timeout_(operation_timeout),
+      startup_timeout_(std::max(operation_timeout, connect_timeout)),
+      conn_(conninfo_, operation_timeout) {
     const auto deadline = std::chrono::steady_clock::now() + connect_timeout;
     for (;;) {
         try {
-            connect();
+            connect(deadline);
             return;
         } catch (const service::storage_error&) {
             if (std::chrono::steady_clock::now() + std::chrono::milliseconds(200) >= deadline) throw;
@@ -163,55 +160,38 @@ postgres_user_repository::postgres_user_repository(std::string conninfo, std::ch
     }
 }
 
-postgres_user_repository::~postgres_user_repository() {
-    if (conn_) PQfinish(conn_);
+postgres_user_repository::~postgres_user_repository() = default;
+
+void postgres_user_repository::fail(const std::string& what, bool maybe_performed) {
+    // libpq's own messages may quote the conninfo (a password among it): redacted too.
+    throw service::storage_error(redacted(conninfo_) + ": " + redact_libpq_message(what, conninfo_), maybe_performed);
 }
 
-void postgres_user_repository::fail(const std::string& what) {
-    std::string msg = redacted(conninfo_) + ": " + what;
-    if (conn_ && PQerrorMessage(conn_)[0]) {
-        std::string detail = redact_libpq_message(PQerrorMessage(conn_), conninfo_);
-        while (!detail.empty() && (detail.back() == '\n' || detail.back() == ' ')) detail.pop_back();
-        msg += ": " + detail;
-    }
-    if (conn_ && PQstatus(conn_) != CONNECTION_OK) {  // lost: reconnect on a later call
-        PQfinish(conn_);
-        conn_ = nullptr;
-        if (on_pid_ && pid_) on_pid_(pid_, 0);
-        pid_ = 0;
-    }
-    throw service::storage_error(msg);
+void postgres_user_repository::dropped() {
+    if (on_pid_ && pid_) on_pid_(pid_, 0);
+    pid_ = 0;
 }
 
-void postgres_user_repository::connect() {
-    if (conn_) PQfinish(conn_);
-    conn_ = PQconnectdb(conninfo_.c_str());
-    if (PQstatus(conn_) != CONNECTION_OK) {
-        std::string err = redact_libpq_message(PQerrorMessage(conn_), conninfo_);
-        while (!err.empty() && (err.back() == '\n' || err.back() == ' ')) err.pop_back();
-        PQfinish(conn_);
-        conn_ = nullptr;
-        throw service::storage_error(redacted(conninfo_) + ": cannot connect: " + err);
-    }
+void postgres_user_repository::connect(time_point deadline) {
+    dropped();
+    if (!conn_.connect(deadline)) fail(conn_.error());
     for (const auto& [name, sql] : kStatements) {
-        result r(PQprepare(conn_, name, sql, 0, nullptr));
         // Before migrate() the table may not exist yet: statements that need it are prepared
         // again on the next connect; only a broken connection is an error here.
-        if (PQresultStatus(r.r) != PGRES_COMMAND_OK && PQstatus(conn_) != CONNECTION_OK) fail("prepare failed");
+        auto r = conn_.prepare(name, sql, deadline);
+        if (!r.done()) fail("prepare failed: " + r.error);
     }
-    const int old = pid_;
-    pid_ = PQbackendPID(conn_);
-    if (on_pid_) on_pid_(old, pid_);
+    pid_ = conn_.backend_pid();
+    if (on_pid_) on_pid_(0, pid_);
     backoff_ = std::chrono::milliseconds(100);
 }
 
-void postgres_user_repository::ensure_connected() {
-    if (conn_ && PQstatus(conn_) == CONNECTION_OK) return;
+void postgres_user_repository::ensure_connected(time_point deadline) {
+    if (conn_.connected()) return;
     const auto now = std::chrono::steady_clock::now();
-    if (now < next_attempt_)
-        throw service::storage_error(redacted(conninfo_) + ": the database is unreachable; retrying");
+    if (now < next_attempt_) fail("the database is unreachable; retrying");
     try {
-        connect();
+        connect(deadline);
     } catch (const service::storage_error&) {
         next_attempt_ = now + backoff_;
         backoff_ = std::min(backoff_ * 2, std::chrono::milliseconds(5000));
@@ -219,71 +199,97 @@ void postgres_user_repository::ensure_connected() {
     }
 }
 
-postgres_user_repository::result postgres_user_repository::run(const char* statement,
-                                                               std::initializer_list<const char*> params,
-                                                               bool retried) {
-    ensure_connected();
-    std::vector<const char*> values(params);
-    result r(PQexecPrepared(conn_, statement, static_cast<int>(values.size()), values.data(), nullptr, nullptr, 0));
-    const auto st = PQresultStatus(r.r);
-    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) return r;
-    const char* state = PQresultErrorField(r.r, PG_DIAG_SQLSTATE);
-    if (state && std::string_view(state) == "23505") throw email_taken{};  // caught by the writes
-    if (state && std::string_view(state) == "26000" && !retried) {         // a statement prepared before its table
-        connect();
-        return run(statement, params, true);
+pg_result_ptr postgres_user_repository::run(const char* statement, std::initializer_list<const char*> params,
+                                            access kind) {
+    const auto deadline = std::chrono::steady_clock::now() + operation_timeout_;
+    const std::vector<const char*> values(params);
+    bool resent = false, reprepared = false;
+    for (;;) {
+        if (pinned_ && !conn_.connected())
+            fail(std::string(statement) + ": the connection of its transaction was lost");
+        ensure_connected(deadline);
+        auto r = conn_.exec_prepared(statement, values, deadline);
+        using status = pg_reply::status;
+        if (r.st == status::done) {
+            if (r.result.ok()) return std::move(r.result);
+            const auto state = r.result.sqlstate();
+            if (state == "23505") throw email_taken{};  // caught by the writes
+            if (state == "26000" && !reprepared) {      // a statement prepared before its table
+                reprepared = true;
+                connect(deadline);
+                continue;
+            }
+            fail(std::string(statement) + " failed: " + error_of(r.result));  // refused: nothing was done
+        }
+        dropped();
+        // Surely not sent (the server had closed the connection): send it on a fresh one. A
+        // read whose connection broke after it was sent, once more too.
+        const bool again = !pinned_ && (r.st == status::not_sent || (r.st == status::lost && kind == access::read));
+        if (again && !resent) {
+            resent = true;
+            continue;
+        }
+        fail(std::string(statement) + ": " + r.error, r.maybe_performed());
     }
-    fail(std::string(statement) + " failed");
+}
+
+pg_result_ptr postgres_user_repository::exec(const std::string& sql, const char* what, bool first) {
+    const auto deadline = std::chrono::steady_clock::now() + startup_timeout_;
+    if (first) ensure_connected(deadline);  // later steps of a sequence never run on another connection
+    auto r = conn_.exec(sql, deadline);
+    if (!r.done()) {
+        dropped();
+        fail(std::string(what) + ": " + r.error, r.maybe_performed());
+    }
+    if (!r.result.ok()) fail(std::string(what) + ": " + error_of(r.result));
+    return std::move(r.result);
 }
 
 void postgres_user_repository::migrate() {
-    ensure_connected();
-    auto exec = [this](const std::string& sql) {
-        result r(PQexec(conn_, sql.c_str()));
-        if (PQresultStatus(r.r) != PGRES_COMMAND_OK && PQresultStatus(r.r) != PGRES_TUPLES_OK) fail("migration failed");
-        return r;
-    };
-    exec("SELECT pg_advisory_lock(" + std::to_string(kSchemaLock) + ")");
+    const auto lock = std::to_string(kSchemaLock);
+    exec("SELECT pg_advisory_lock(" + lock + ")", "migration failed", true);
     try {
-        auto has = exec("SELECT to_regclass('userapi_schema') IS NOT NULL");
+        auto has = exec("SELECT to_regclass('userapi_schema') IS NOT NULL", "migration failed");
         int version = 0;
         if (std::string_view(has.value(0, 0)) == "t")
-            version = std::stoi(exec("SELECT max(version) FROM userapi_schema").value(0, 0));
+            version = std::stoi(exec("SELECT max(version) FROM userapi_schema", "migration failed").value(0, 0));
         if (version > kSchemaVersion)
             throw service::storage_error(redacted(conninfo_) + ": schema version " + std::to_string(version) +
                                          " is newer than this userapi supports (" + std::to_string(kSchemaVersion) +
                                          ")");
         if (version == 0) {
-            exec("BEGIN");
-            exec(kSchemaV1);
-            exec("COMMIT");
+            exec("BEGIN", "migration failed");
+            exec(kSchemaV1, "migration failed");
+            exec("COMMIT", "migration failed");
             version = 1;
         }
         // Versions between 1 and kSchemaVersion migrate here, one step at a time.
         if (version == 1) {
-            exec("BEGIN");
-            exec(kSchemaV2);
-            exec("COMMIT");
+            exec("BEGIN", "migration failed");
+            exec(kSchemaV2, "migration failed");
+            exec("COMMIT", "migration failed");
         }
-        exec("SELECT pg_advisory_unlock(" + std::to_string(kSchemaLock) + ")");
+        exec("SELECT pg_advisory_unlock(" + lock + ")", "migration failed");
     } catch (...) {
-        if (conn_) PQclear(PQexec(conn_, ("ROLLBACK; SELECT pg_advisory_unlock_all()")));
+        if (conn_.connected())
+            conn_.exec("ROLLBACK; SELECT pg_advisory_unlock_all()",
+                       std::chrono::steady_clock::now() + startup_timeout_);
         throw;
     }
-    connect();  // prepare every statement, now that the tables exist
+    connect(std::chrono::steady_clock::now() + startup_timeout_);  // prepare every statement, now that the tables exist
 }
 
 std::optional<service::user> postgres_user_repository::find(std::int64_t id) {
     const auto key = std::to_string(id);
-    auto r = run("find", {key.c_str()});
+    auto r = run("find", {key.c_str()}, access::read);
     if (r.rows() == 0) return std::nullopt;
-    return read_user(r.r, 0);
+    return read_user(r, 0);
 }
 
 service::write_result postgres_user_repository::create(const service::new_user& u) {
     try {
-        auto r = run("create", {u.name.c_str(), u.email.c_str()});
-        return {service::write_status::done, read_user(r.r, 0)};
+        auto r = run("create", {u.name.c_str(), u.email.c_str()}, access::write);
+        return {service::write_status::done, read_user(r, 0)};
     } catch (const email_taken&) {
         return {service::write_status::email_taken, {}};
     }
@@ -294,10 +300,11 @@ service::write_result postgres_user_repository::update(std::int64_t id, const se
     const auto key = std::to_string(id);
     const auto versions = versions_array(pre);
     try {
-        auto r =
-            run("update", {key.c_str(), patch.name ? patch.name->c_str() : nullptr,
-                           patch.email ? patch.email->c_str() : nullptr, pre.any ? "true" : "false", versions.c_str()});
-        if (r.rows() == 1) return {service::write_status::done, read_user(r.r, 0)};
+        auto r = run("update",
+                     {key.c_str(), patch.name ? patch.name->c_str() : nullptr,
+                      patch.email ? patch.email->c_str() : nullptr, pre.any ? "true" : "false", versions.c_str()},
+                     access::write);
+        if (r.rows() == 1) return {service::write_status::done, read_user(r, 0)};
     } catch (const email_taken&) {
         return {service::write_status::email_taken, {}};
     }
@@ -308,7 +315,7 @@ service::write_result postgres_user_repository::update(std::int64_t id, const se
 service::write_result postgres_user_repository::remove(std::int64_t id, const service::precondition& pre) {
     const auto key = std::to_string(id);
     const auto versions = versions_array(pre);
-    auto r = run("remove", {key.c_str(), pre.any ? "true" : "false", versions.c_str()});
+    auto r = run("remove", {key.c_str(), pre.any ? "true" : "false", versions.c_str()}, access::write);
     if (r.rows() == 1) return {service::write_status::done, {id, {}, {}, std::stoll(r.value(0, 1))}};
     return {find(id) ? service::write_status::precondition_failed : service::write_status::not_found, {}};
 }
@@ -320,7 +327,8 @@ service::write_result postgres_user_repository::write_once(const char* kind, con
     const auto key = std::to_string(id);
     const auto versions = versions_array(pre);
     auto r = run("write_once", {kind, k.scope.c_str(), k.key.c_str(), k.fingerprint.c_str(), ttl.c_str(), key.c_str(),
-                                name, email, pre.any ? "true" : "false", versions.c_str()});
+                                name, email, pre.any ? "true" : "false", versions.c_str()},
+                 access::write);
     const std::string_view outcome = r.value(0, 0);
     service::write_result out;
     if (outcome == "busy") {
@@ -333,7 +341,7 @@ service::write_result postgres_user_repository::write_once(const char* kind, con
     }
     out.key = outcome == "replay" ? service::key_outcome::replayed : service::key_outcome::fresh;
     out.status = static_cast<service::write_status>(std::stoi(r.value(0, 1)));
-    const auto number = [&](int col) { return PQgetisnull(r.r, 0, col) ? 0 : std::stoll(r.value(0, col)); };
+    const auto number = [&](int col) { return PQgetisnull(r.get(), 0, col) ? 0 : std::stoll(r.value(0, col)); };
     out.stored = {number(2), r.value(0, 3), r.value(0, 4), number(5)};
     return out;
 }
@@ -357,37 +365,35 @@ service::write_result postgres_user_repository::remove_once(std::int64_t id, con
 
 std::size_t postgres_user_repository::purge_keys(std::chrono::seconds ttl) {
     const auto t = std::to_string(ttl.count());
-    return std::stoull(PQcmdTuples(run("purge_keys", {t.c_str()}).r));
+    return std::stoull(PQcmdTuples(run("purge_keys", {t.c_str()}, access::write).get()));
 }
 
 std::vector<service::user> postgres_user_repository::list(std::int64_t after, std::size_t limit) {
     const auto a = std::to_string(after), l = std::to_string(limit);
-    auto r = run("list", {a.c_str(), l.c_str()});
+    auto r = run("list", {a.c_str(), l.c_str()}, access::read);
     std::vector<service::user> out;
-    for (int i = 0; i < r.rows(); ++i) out.push_back(read_user(r.r, i));
+    for (int i = 0; i < r.rows(); ++i) out.push_back(read_user(r, i));
     return out;
 }
 
-std::size_t postgres_user_repository::size() { return std::stoull(run("count", {}).value(0, 0)); }
+std::size_t postgres_user_repository::size() { return std::stoull(run("count", {}, access::read).value(0, 0)); }
 
 void postgres_user_repository::seed(std::int64_t n) {
-    ensure_connected();
-    auto exec = [this](const std::string& sql) {
-        result r(PQexec(conn_, sql.c_str()));
-        if (PQresultStatus(r.r) != PGRES_COMMAND_OK && PQresultStatus(r.r) != PGRES_TUPLES_OK) fail("seeding failed");
-        return r;
-    };
-    exec("BEGIN");
+    exec("BEGIN", "seeding failed", true);
+    pinned_ = true;  // the creates below must not move to another connection, out of the transaction
     try {
-        exec("SELECT pg_advisory_xact_lock(" + std::to_string(kSchemaLock) + ")");
-        if (std::string_view(exec("SELECT count(*) FROM users").value(0, 0)) == "0") service::user_repository::seed(n);
-        exec("COMMIT");
+        exec("SELECT pg_advisory_xact_lock(" + std::to_string(kSchemaLock) + ")", "seeding failed");
+        if (std::string_view(exec("SELECT count(*) FROM users", "seeding failed").value(0, 0)) == "0")
+            service::user_repository::seed(n);
+        exec("COMMIT", "seeding failed");
+        pinned_ = false;
     } catch (...) {
-        if (conn_) PQclear(PQexec(conn_, "ROLLBACK"));
+        pinned_ = false;
+        if (conn_.connected()) conn_.exec("ROLLBACK", std::chrono::steady_clock::now() + startup_timeout_);
         throw;
     }
 }
 
-void postgres_user_repository::announce_clear() { run("clear", {}); }
+void postgres_user_repository::announce_clear() { run("clear", {}, access::write); }
 
 }  // namespace userapi::store

@@ -14,6 +14,7 @@
 
 #include "userapi/log/log.hpp"
 #include "userapi/store/notification.hpp"
+#include "userapi/store/pg_connection.hpp"
 #include "userapi/store/postgres_user_repository.hpp"
 
 namespace userapi::store {
@@ -23,15 +24,23 @@ using namespace asio::experimental::awaitable_operators;
 using std::chrono::steady_clock;
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
+// The heartbeat: a check this often, answered within this (noticed within 2 s, see the header).
+constexpr auto kCheckEvery = std::chrono::milliseconds(500);
+constexpr auto kAnswerWithin = std::chrono::milliseconds(1250);
+constexpr auto kHealthyWithin = std::chrono::seconds(2);
+
 struct postgres_watch::impl {
-    impl(std::string c, events e) : conninfo(std::move(c)), on(std::move(e)) {}
+    impl(std::string c, events e, std::chrono::milliseconds op)
+        : conninfo(std::move(c)), on(std::move(e)), operation_timeout(op) {}
 
     asio::awaitable<void> run();
-    asio::awaitable<void> serve(PGconn* conn);
+    asio::awaitable<bool> connect(pg_connection& conn);
+    asio::awaitable<void> serve(pg_connection& conn, bool first);
     void notified(const PGnotify& n);
 
     std::string conninfo;
     events on;
+    std::chrono::milliseconds operation_timeout;
     asio::io_context ioc{1};  // run by `thread` alone
     std::thread thread;
     std::atomic<bool> stopping{false};
@@ -42,8 +51,8 @@ struct postgres_watch::impl {
     stats counters;                    // guarded by mu
 };
 
-postgres_watch::postgres_watch(std::string conninfo, events e)
-    : impl_(std::make_unique<impl>(std::move(conninfo), std::move(e))) {}
+postgres_watch::postgres_watch(std::string conninfo, events e, std::chrono::milliseconds operation_timeout)
+    : impl_(std::make_unique<impl>(std::move(conninfo), std::move(e), operation_timeout)) {}
 
 postgres_watch::~postgres_watch() { stop(); }
 
@@ -66,7 +75,7 @@ void postgres_watch::own_pid(int old_pid, int new_pid) {
 
 bool postgres_watch::healthy() const {
     const auto last = steady_clock::time_point(steady_clock::duration(impl_->last_ok_ns.load()));
-    return impl_->listening.load() && steady_clock::now() - last < std::chrono::seconds(3);
+    return impl_->listening.load() && steady_clock::now() - last < kHealthyWithin;
 }
 
 postgres_watch::stats postgres_watch::snapshot() const {
@@ -78,31 +87,20 @@ asio::awaitable<void> postgres_watch::impl::run() {
     asio::steady_timer pause(ioc);
     auto backoff = std::chrono::milliseconds(100);
     for (bool first = true; !stopping; first = false) {
-        // Finished however this frame ends, also when the io_context is destroyed mid-wait.
-        const std::unique_ptr<PGconn, void (*)(PGconn*)> owned(PQconnectdb(conninfo.c_str()), PQfinish);
-        PGconn* conn = owned.get();
-        bool up = PQstatus(conn) == CONNECTION_OK;
-        if (up) {
-            PGresult* r = PQexec(conn, (std::string("LISTEN ") + postgres_user_repository::kChannel).c_str());
-            up = PQresultStatus(r) == PGRES_COMMAND_OK && PQsetnonblocking(conn, 1) == 0;
-            PQclear(r);
-        }
-        if (up) {
-            if (!first) {
-                std::lock_guard lock(mu);
-                ++counters.reconnects;
+        {
+            pg_connection conn(conninfo, operation_timeout);  // closed however this frame ends
+            const std::string listen = std::string("LISTEN ") + postgres_user_repository::kChannel;
+            if (co_await connect(conn) && PQsendQuery(conn.get(), listen.c_str()) == 1) co_await serve(conn, first);
+            if (listening.exchange(false)) {
+                if (on.listening) on.listening(false);
+                if (!stopping) {
+                    std::string why = "no answer to the heartbeat";
+                    if (!conn.connected()) why = one_line(conn.get() ? PQerrorMessage(conn.get()) : "");
+                    log::log_event(spdlog::level::warn, "lost the store's notification channel; reads bypass the cache",
+                                   {{"store", postgres_user_repository::redacted(conninfo)}, {"error", why}});
+                }
+                backoff = std::chrono::milliseconds(100);
             }
-            last_ok_ns = steady_clock::now().time_since_epoch().count();
-            listening = true;
-            if (on.listening) on.listening(true);
-            log::log_event(spdlog::level::info, "listening for other instances' writes", {});
-            backoff = std::chrono::milliseconds(100);
-            co_await serve(conn);
-            listening = false;
-            if (on.listening) on.listening(false);
-            if (!stopping)
-                log::log_event(spdlog::level::warn, "lost the store's notification channel; reads bypass the cache",
-                               {{"store", postgres_user_repository::redacted(conninfo)}});
         }
         if (stopping) co_return;
         pause.expires_after(backoff);
@@ -111,44 +109,81 @@ asio::awaitable<void> postgres_watch::impl::run() {
     }
 }
 
-// Until the connection is lost: notifications as they arrive, a check every second.
-asio::awaitable<void> postgres_watch::impl::serve(PGconn* conn) {
-    asio::posix::stream_descriptor socket(ioc, ::dup(PQsocket(conn)));  // ours to close; libpq keeps its own
-    asio::steady_timer tick(ioc);
-    bool checking = false;
-    auto check_sent = steady_clock::now();
+// libpq's connect, driven by waits on this io_context: the thread never blocks on the store.
+asio::awaitable<bool> postgres_watch::impl::connect(pg_connection& conn) {
+    if (!conn.start_connect()) co_return false;
+    const auto deadline = steady_clock::now() + operation_timeout;
+    asio::steady_timer timer(ioc);
+    auto st = PGRES_POLLING_WRITING;  // as libpq says to begin
+    while (st != PGRES_POLLING_OK) {
+        if (st == PGRES_POLLING_FAILED || stopping) co_return false;
+        if (const int fd = PQsocket(conn.get()); fd >= 0) {
+            const int own = ::dup(fd);  // ours to close; libpq keeps its own
+            if (own < 0) co_return false;
+            asio::posix::stream_descriptor socket(ioc, own);
+            timer.expires_at(deadline);
+            const auto want = st == PGRES_POLLING_READING ? asio::posix::stream_descriptor::wait_read
+                                                          : asio::posix::stream_descriptor::wait_write;
+            const auto ready = co_await (socket.async_wait(want, use_tuple) || timer.async_wait(use_tuple));
+            if (ready.index() == 1) co_return false;  // no answer in time
+        }
+        st = PQconnectPoll(conn.get());
+    }
+    co_return PQsetnonblocking(conn.get(), 1) == 0;
+}
+
+// Until the connection is lost or the store stops answering: the LISTEN's answer, then
+// notifications as they arrive and a check every kCheckEvery.
+asio::awaitable<void> postgres_watch::impl::serve(pg_connection& conn, bool first) {
+    PGconn* c = conn.get();
+    const int own = ::dup(PQsocket(c));  // ours to close; libpq keeps its own
+    if (own < 0) co_return;
+    asio::posix::stream_descriptor socket(ioc, own);
+    asio::steady_timer timer(ioc);
+    bool busy = true;  // a command is out: the LISTEN, then each check
+    auto answer_by = steady_clock::now() + operation_timeout;
     auto next_check = steady_clock::now();
     while (!stopping) {
+        if (PQflush(c) < 0) co_return;
         const auto now = steady_clock::now();
-        if (checking && now - check_sent > std::chrono::seconds(3)) co_return;  // half-open: no answer
-        if (!checking && now >= next_check) {
-            if (PQsendQuery(conn, "SELECT 1") != 1) co_return;
-            checking = true;
-            check_sent = now;
-            next_check = now + std::chrono::seconds(1);
+        if (busy && now >= answer_by) co_return;  // the store stopped answering
+        if (!busy && now >= next_check) {
+            if (PQsendQuery(c, "SELECT 1") != 1) co_return;
+            busy = true;
+            answer_by = now + kAnswerWithin;
+            next_check = now + kCheckEvery;
+            continue;
         }
-        if (PQflush(conn) < 0) co_return;
-        tick.expires_after(std::chrono::milliseconds(250));
-        auto ready = co_await (socket.async_wait(asio::posix::stream_descriptor::wait_read, use_tuple) ||
-                               tick.async_wait(use_tuple));
-        if (ready.index() == 0) {
-            if (std::get<0>(std::get<0>(ready))) co_return;  // the descriptor failed
-            if (PQconsumeInput(conn) != 1) co_return;
-            while (PGnotify* n = PQnotifies(conn)) {
-                notified(*n);
-                PQfreemem(n);
-            }
-            while (checking && PQisBusy(conn) == 0) {
-                PGresult* r = PQgetResult(conn);
-                if (!r) {
-                    checking = false;
-                    last_ok_ns = steady_clock::now().time_since_epoch().count();
-                    break;
+        timer.expires_at(busy ? answer_by : next_check);
+        const auto ready = co_await (socket.async_wait(asio::posix::stream_descriptor::wait_read, use_tuple) ||
+                                     timer.async_wait(use_tuple));
+        if (ready.index() == 1) continue;
+        if (std::get<0>(std::get<0>(ready))) co_return;  // the descriptor failed
+        if (PQconsumeInput(c) != 1) co_return;           // lost: the server's FATAL, an end of file, a reset
+        while (busy && PQisBusy(c) == 0) {
+            PGresult* r = PQgetResult(c);
+            if (!r) {
+                busy = false;
+                last_ok_ns = steady_clock::now().time_since_epoch().count();
+                if (!listening.exchange(true)) {
+                    if (!first) {
+                        std::lock_guard lock(mu);
+                        ++counters.reconnects;
+                    }
+                    if (on.listening) on.listening(true);
+                    log::log_event(spdlog::level::info, "listening for other instances' writes", {});
                 }
-                PQclear(r);
+                break;
             }
+            const auto st = PQresultStatus(r);
+            PQclear(r);
+            if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) co_return;
         }
-        if (PQstatus(conn) != CONNECTION_OK) co_return;
+        while (PGnotify* n = PQnotifies(c)) {
+            notified(*n);
+            PQfreemem(n);
+        }
+        if (PQstatus(c) != CONNECTION_OK) co_return;
     }
 }
 

@@ -21,7 +21,6 @@ import itertools
 import json
 import os
 import re
-import select
 import shutil
 import signal
 import subprocess
@@ -31,8 +30,8 @@ import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "engines"))
-sys.path.insert(0, os.path.join(HERE, "..", "ops"))
+sys.path.insert(0, HERE)
+import fleet  # noqa: E402  (also puts tests/engines and tests/ops on the path)
 from engines import Postgres, Redis  # noqa: E402
 from harness import Failures, call, find_tool, free_port, missing, wait_until  # noqa: E402
 import nginx_test  # noqa: E402  (renders deploy/nginx/userapi.conf)
@@ -47,22 +46,13 @@ def fresh_client():
     return f"10.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}"
 
 
-class Instance:
+class Instance(fleet.Instance):
     def __init__(self, binary, pg_uri, redis_uri, name, extra=()):
-        self.args = [binary, "--port", "0", "--data", pg_uri, "--rate-limit-store", redis_uri,
-                     "--trusted-proxy", "127.0.0.1/32", "--trusted-proxy", "127.0.0.2/32",
-                     "--rate-limit-capacity", str(CAPACITY), "--db-latency-ms", "0", "--db-concurrency", "4",
-                     "--seed-users", "10", "--instance-name", name, "--log-level", "warn", *extra]
-        self.name = name
-        self.log = tempfile.NamedTemporaryFile(prefix=f"userapi-{name}-", suffix=".log", delete=False)
-        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=self.log, text=True)
-        ready, _, _ = select.select([self.proc.stdout], [], [], 20)
-        line = self.proc.stdout.readline() if ready else ""
-        m = re.match(r"listening on http://127\.0\.0\.1:(\d+)", line)
-        if not m:
-            self.proc.kill()
-            raise RuntimeError(f"{name} did not start: {line!r} {open(self.log.name).read()[-2000:]}")
-        self.port = int(m.group(1))
+        super().__init__(binary, name, [
+            "--data", pg_uri, "--rate-limit-store", redis_uri,
+            "--trusted-proxy", "127.0.0.1/32", "--trusted-proxy", "127.0.0.2/32",
+            "--rate-limit-capacity", str(CAPACITY), "--db-latency-ms", "0", "--db-concurrency", "4",
+            "--seed-users", "10", "--log-level", "warn", *extra])
 
     def req(self, method, path, body=None, headers=None, client=None):
         h = {"X-Forwarded-For": client or fresh_client()}
@@ -76,24 +66,6 @@ class Instance:
     def json(self, method, path, body=None, headers=None):
         status, hdrs, data = self.req(method, path, body, headers)
         return status, hdrs, (json.loads(data) if data else None)
-
-    def ready(self):
-        try:
-            return call(self.port, "GET", "/readyz")[0] == 200
-        except OSError:
-            return False
-
-    def alive(self):
-        return self.proc.poll() is None
-
-    def stop(self, sig=signal.SIGTERM):
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 def create(inst, tag):
@@ -338,10 +310,7 @@ def main():
             f.check(r.returncode == 0, f"promtool check metrics on an instance with both stores: exit {r.returncode} "
                                        f"{r.stdout.decode().strip()} {r.stderr.decode().strip()}")
     finally:
-        for i in insts:
-            i.stop()
-        redis.stop()
-        pg.stop("immediate")
+        fleet.stop_everything(pg, redis)
         shutil.rmtree(work, ignore_errors=True)
     f.exit()
 

@@ -42,6 +42,8 @@ struct settings {
     std::string db_path = "data/userapi.db";  // or a postgresql:// / postgres:// URI
     std::int64_t db_connect_timeout_ms = 10000;
     std::size_t db_concurrency = 1;
+    std::int64_t db_operation_timeout_ms = 5000;  // longest any store operation runs before it is cancelled
+    std::int64_t db_read_timeout_ms = 1000;       // longest a read's waiters wait once it was sent
     std::int64_t db_latency_ms = 200;
     std::size_t db_queue_limit = 1000;
     std::int64_t seed_users = 3;

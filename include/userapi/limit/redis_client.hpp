@@ -5,7 +5,9 @@
 //
 // It loads one Lua script at connect and runs it by its SHA1 (EVALSHA); a NOSCRIPT answer (the
 // server lost its scripts) runs it inline once and loads it again. When the connection is lost
-// it reconnects by itself, backing off from 100 ms to 5 s.
+// it reconnects by itself, backing off from 100 ms to 5 s. TCP keepalives are on, so a dead
+// peer is found even on an idle connection; a server that holds its replies (a stopped
+// process) is left by reconnect(), which the owner calls.
 //
 // Not thread-safe: every call happens on the io_context's thread (an I/O thread). ready() may
 // be read from any thread.
@@ -58,6 +60,9 @@ public:
     bool eval(const std::vector<std::string_view>& keys, const std::vector<std::string>& args, void* privdata,
               bool inline_script = false);
     std::uint64_t reconnects() const { return reconnects_.load(std::memory_order_relaxed); }
+    // Drops the connection (commands awaiting replies hear null) and connects again after the
+    // backoff.
+    void reconnect();
 
 private:
     struct events;

@@ -12,6 +12,10 @@
 //
 // When Redis does not answer within the timeout, or is down, the fallback decides: this
 // instance's own bucket (local), admit (open), or 503 (closed); each such decision is counted.
+// A connection whose oldest decision went unanswered past its deadline is stalled: Redis
+// answers in order, so what is sent now would only wait behind it. Until a reply comes, its
+// decisions go to the fallback at once, costing no wait at all, and the limiter is not
+// healthy (/readyz); after kReplaceStalledAfter without one, the connection is replaced.
 //
 // Each connection keeps its decisions in flight in a queue, in the order they were sent, with
 // one timer for the oldest deadline: no timer and no allocation of its own per request.
@@ -94,6 +98,7 @@ private:
     void finish(connection& c, pending& p, const rate_decision& d);
     void trim(connection& c);
     void arm_deadline(connection& c);
+    void stall(connection& c);
     static void on_reply(const redisReply* reply, void* privdata);
 
     struct denial {
@@ -105,6 +110,7 @@ private:
         std::unordered_map<core::ip_address, denial, core::ip_address_hash> denied;  // guarded by mu
     };
     static constexpr std::size_t kShards = 16;
+    static constexpr std::chrono::seconds kReplaceStalledAfter{2};
     std::optional<core::bucket_state> remembered_denial(const core::ip_address& client, core::steady_time now);
     void remember_denial(const core::ip_address& client, double tokens, core::steady_time now);
 

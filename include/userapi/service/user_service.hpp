@@ -15,11 +15,13 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
 #include "userapi/core/single_flight.hpp"
 #include "userapi/service/db_queue.hpp"
+#include "userapi/service/read_watchdog.hpp"
 #include "userapi/service/user_cache.hpp"
 #include "userapi/service/user_repository.hpp"
 
@@ -135,6 +137,13 @@ public:
     // hears again, it starts from an empty cache.
     void set_coherent(bool coherent);
     bool coherent() const { return coherent_.load(std::memory_order_relaxed); }
+    // Bounds how long a read's waiters wait once it was sent (8.4, --db-read-timeout-ms): past
+    // `watchdog`'s timeout they are answered as if the store had failed (a user still cached,
+    // STALE; otherwise 503). The read goes on, and what it finds is stored. Any store operation
+    // (read or write) out that long means the store is not answering: until it ends (or a read
+    // succeeds, or the watch reconnects), reads that miss the cache are answered so at once, and
+    // so are those already waiting in the queue behind it. Set before use; `watchdog` outlives this service's operations.
+    void bound_reads(read_watchdog& watchdog) { watchdog_ = &watchdog; }
     std::size_t sweep_cache() { return cache_.sweep(); }
     service_stats stats() const;
     const user_cache::lifetimes& cache_config() const { return cache_.config(); }
@@ -159,6 +168,19 @@ private:
     void start_load(const flight_type::call_ptr& call, std::int64_t id, bool use_cache = true);
     void load(const flight_type::call_ptr& call, const user_cache::ticket& ticket,
               user_repository& repo);  // on the DB queue
+    // What a read that could not reach the store answers: the user still in the cache (STALE,
+    // counted), or `failed` as it is.
+    reply fallback(std::int64_t id, reply failed);
+    // 8.4's watch on one store operation, from when it starts in its slot: past the read
+    // timeout the store counts as not answering until operation_ended(), the reads still in the
+    // queue are answered, and `also` runs.
+    read_watchdog::handle watch_operation(std::function<void()> also = {});
+    void operation_ended(const read_watchdog::handle& h);
+    // db_.submit, with the operation watched.
+    bool submit_watched(db_queue::operation op, db_queue::time_point deadline, db_queue::expiry expired,
+                        db_queue::slot_taken on_slot = {}, bool strict = true);
+    void queued(const flight_type::call_ptr& call);    // a read waits in the queue...
+    void dequeued(const flight_type::call_ptr& call);  // ...no more
     // Submits a write to `id` (0: not known yet, a create); `run` does it. The cache learns its
     // result before `done` hears of it. Refusal and expiry answer `done` too.
     void submit_write(std::int64_t id, std::function<write_done(user_repository&)> run, callback done,
@@ -176,6 +198,18 @@ private:
     std::mutex keys_mu_;
     std::unordered_set<std::string> running_keys_;  // guarded by keys_mu_: scope \x1f key of keyed writes running here
     std::atomic<bool> coherent_{true};
+    read_watchdog* watchdog_ = nullptr;  // set once before use
+    // The store is not answering: an operation is past the read timeout and has not ended, and
+    // no read has succeeded since (nor has the watch reconnected). Read without a lock.
+    std::atomic<bool> silent_{false};
+    std::mutex silence_mu_;
+    // Operations past the read timeout and not ended; guarded by silence_mu_. Signed: the
+    // timer's increment may come after the operation's own decrement.
+    int overdue_ops_ = 0;
+    void overdue_changed(int by);  // takes silence_mu_
+    std::mutex queued_mu_;
+    // Reads submitted and not yet started, by call; guarded by queued_mu_ (only with a watchdog).
+    std::unordered_map<const void*, flight_type::call_ptr> queued_reads_;
     std::atomic<std::uint64_t> hits_{0}, misses_{0}, negative_hits_{0}, stale_served_{0}, refreshes_{0}, reads_{0},
         writes_{0};
 };

@@ -1,15 +1,18 @@
 // Keeps this instance's cache coherent with what other instances commit to a shared PostgreSQL
 // store. One connection LISTENs on the store's channel: every write sends NOTIFY with the
 // user's id, version and kind (and "*" for DELETE /cache) inside its transaction, so the
-// notification arrives once the write has committed (notification.hpp). The watch also checks the store every second,
-// for /readyz.
+// notification arrives once the write has committed (notification.hpp).
 //
-// When the connection is lost, `listening(false)` is called at once (the service then reads
-// from the store, not the cache) and the watch reconnects, backing off from 100 ms to 5 s;
-// once it listens again, `listening(true)` (the service starts from an empty cache).
+// The loss of that connection is noticed from its socket at once (the server's FATAL, an end
+// of file, a reset); a store that stops answering is noticed by a heartbeat: a check every
+// 500 ms that must be answered within 1250 ms, so a silent store is noticed within 2 s (7.4's
+// /readyz follows healthy()). Then `listening(false)` is called (the service reads from the
+// store, not the cache) and the watch reconnects, backing off from 100 ms to 5 s; once it
+// listens again, `listening(true)` (the service starts from an empty cache).
 //
-// Runs on its own thread and io_context: connecting blocks, and nothing else waits for it.
-// Thread-safe: the pid set is guarded by mu_, the counters are atomics.
+// Runs on its own thread and io_context; connecting is asynchronous too (bounded by the
+// operation timeout), so stop() never waits on the store. Thread-safe: the pid set is guarded
+// by mu_, the counters are atomics.
 #pragma once
 
 #include <array>
@@ -43,7 +46,8 @@ public:
     };
     static constexpr std::array<double, 8> kLagBuckets = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25};
 
-    postgres_watch(std::string conninfo, events e);
+    postgres_watch(std::string conninfo, events e,
+                   std::chrono::milliseconds operation_timeout = std::chrono::milliseconds(5000));
     ~postgres_watch();
     postgres_watch(const postgres_watch&) = delete;
     postgres_watch& operator=(const postgres_watch&) = delete;
@@ -54,7 +58,7 @@ public:
     // The backend pids of this instance's own connections: their notifications are not news.
     void own_pid(int old_pid, int new_pid);
 
-    // Listening, and the store answered a check within the last 3 s.
+    // Listening, and the store answered a check within the last 2 s.
     bool healthy() const;
     stats snapshot() const;
 
