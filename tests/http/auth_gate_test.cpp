@@ -95,7 +95,8 @@ TEST(AuthGate, RefusalsAreRfc6750Challenges) {
         const auto r = req(v, target, authorization);
         const auto d = g.gate->decide(r, http::match_route(target).which, v, false);
         EXPECT_EQ(d.kind, kind::refuse) << target << " " << authorization;
-        http::request_info info{*core::parse_ip("127.0.0.1"), "t"};
+        const auto peer = *core::parse_ip("127.0.0.1");  // request_info holds a reference to it
+        http::request_info info{peer, "t"};
         http::exchange x(r, info);
         g.gate->refuse(x, d);
         return std::pair{x.res.result_int(), std::string(x.res[boost::beast::http::field::www_authenticate])};
