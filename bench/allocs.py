@@ -6,7 +6,9 @@ It starts the server with the counter, warms one keep-alive connection up, then 
 --requests more on it (pipelined in groups of 100), reading the counter before and after.
 
 usage: bench/allocs.py --binary build/userapi [--requests 20000] [--path /users/1]
-                      [--max-per-request X] [-- server args]
+                      [--max-per-request X] [--api-key] [--header 'Name: value'] [-- server args]
+--api-key makes a key with the binary's new-api-key, serves it from a key file and sends it as
+a bearer on every request (the authenticated cached hit).
 With --max-per-request it fails (exit 1) when the figure is higher or an answer is not 200:
 CTest runs it that way, so an allocation that creeps back onto the hot path fails the tests.
 """
@@ -71,6 +73,8 @@ def main():
     ap.add_argument("--requests", type=int, default=20000)
     ap.add_argument("--path", default="/users/1")
     ap.add_argument("--max-per-request", type=float)
+    ap.add_argument("--api-key", action="store_true")
+    ap.add_argument("--header", action="append", default=[])
     ap.add_argument("server_args", nargs="*")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="userapi-allocs-")
@@ -78,13 +82,22 @@ def main():
     build_counter(lib)
     counts = os.path.join(work, "counts")
     env = dict(os.environ, LD_PRELOAD=lib, ALLOC_COUNT_FILE=counts)
+    headers = "".join(h + "\r\n" for h in args.header)
+    server_args = list(args.server_args)
+    if args.api_key:
+        key, entry = subprocess.run([args.binary, "new-api-key", "allocs", "users:read"], capture_output=True,
+                                    text=True, check=True).stdout.splitlines()[:2]
+        with open(os.path.join(work, "keys.json"), "w") as f:
+            f.write('{"keys": [%s]}' % entry)
+        server_args += ["--api-keys", os.path.join(work, "keys.json")]
+        headers += "Authorization: Bearer %s\r\n" % key
     proc = subprocess.Popen([args.binary, "--port", "0", "--data", ":memory:", "--threads", "1", "--db-latency-ms", "0",
-                             *args.server_args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
+                             *server_args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
     try:
         port = int(re.search(r":(\d+)$", proc.stdout.readline().strip()).group(1))
-        drive(port, args.path, 2000)  # warm up: the cache, the connection, every recycled block
+        drive(port, args.path, 2000, headers)  # warm up: the cache, the connection, every recycled block
         a0, f0 = read_counts(proc, counts)
-        statuses = drive(port, args.path, args.requests)
+        statuses = drive(port, args.path, args.requests, headers)
         a1, f1 = read_counts(proc, counts)
         print(f"{args.requests} requests of GET {args.path} on one keep-alive connection "
               f"(statuses {sorted(set(statuses))}): {a1 - a0} allocations, {f1 - f0} frees: "

@@ -339,7 +339,7 @@ def main():
     ap.add_argument("--build", default=os.path.join(ROOT, "build-bench"))
     ap.add_argument("--pairs", type=int, default=3)
     ap.add_argument("--duration", type=int, default=10)
-    ap.add_argument("--only", default="1,2,3,4,5,6,7,8,log,micro,memory,stores")
+    ap.add_argument("--only", default="1,2,3,4,5,6,7,8,auth,log,micro,memory,stores")
     ap.add_argument("--results", help="folder for the CSV, the table and the charts (default bench/results/<time>)")
     ap.add_argument("--charts", help="also draw the charts into this folder (e.g. docs/charts)")
     ap.add_argument("--no-peers", action="store_true", help="scenarios 1 and 3 without nginx proxy_cache and Varnish")
@@ -385,6 +385,11 @@ def main():
             ab("7 hot user, 1,000 connections, limiter on", 1, limited, "/users/1", args, workdir, rows, rec,
                script=os.path.join(HERE, "distinct_clients.lua"), prime=lambda api: http_get(api.port, "/users/1"),
                connections=1000)
+        if "auth" in only:
+            import auth
+            auth_rows, auth_notes = auth.run_all(args, workdir, rec)
+            rows += auth_rows
+            notes += auth_notes
         if "log" in only:
             # The access log's cost: the same server with and without it, alternated.
             quiet, logged = [], []
@@ -443,6 +448,11 @@ def main():
     if "micro" in only and os.path.exists(os.path.join(args.build, "micro_bench")):
         print("\nMicrobenchmarks (Google Benchmark, median of 3 repetitions):\n")
         out = subprocess.run([os.path.join(args.build, "micro_bench"), "--benchmark_repetitions=3",
+                              "--benchmark_report_aggregates_only=true"], capture_output=True, text=True).stdout
+        print("\n".join("    " + line for line in out.splitlines() if "_median" in line or line.startswith("Benchmark")))
+    if "micro" in only and os.path.exists(os.path.join(args.build, "auth_bench")):
+        print("\nCredentials (Google Benchmark, median of 3 repetitions): a first verification, the memo's answer:\n")
+        out = subprocess.run([os.path.join(args.build, "auth_bench"), "--benchmark_repetitions=3",
                               "--benchmark_report_aggregates_only=true"], capture_output=True, text=True).stdout
         print("\n".join("    " + line for line in out.splitlines() if "_median" in line or line.startswith("Benchmark")))
     if "stores" in only:

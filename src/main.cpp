@@ -6,7 +6,9 @@
 #include <optional>
 
 #include "userapi/app/data_commands.hpp"
+#include "userapi/app/new_api_key.hpp"
 #include "userapi/app/server.hpp"
+#include "userapi/auth/authenticator.hpp"
 #include "userapi/config/config.hpp"
 #include "userapi/log/access_log.hpp"
 #include "userapi/log/log.hpp"
@@ -17,6 +19,8 @@ int main(int argc, char** argv) {
     using namespace userapi;
     const std::vector<std::string> args(argv + 1, argv + argc);
     if (!args.empty() && app::is_data_command(args[0])) return app::run_data_command(args);  // export, import, ...
+    if (!args.empty() && args[0] == "new-api-key")
+        return app::new_api_key_main({args.begin() + 1, args.end()}, std::cout, std::cerr);
     auto loaded = config::load(args, std::getenv("USERAPI_ADMIN_TOKEN"));
     if (!loaded.config) {
         (loaded.exit_code == 0 ? std::cout : std::cerr) << loaded.output << std::flush;
@@ -29,12 +33,21 @@ int main(int argc, char** argv) {
     struct access_log_flush {
         ~access_log_flush() { log::stop_access_log(); }
     } flush_at_exit;
+    try {  // an unusable key file or JWK Set file: its one line, before anything is logged
+        app::check_credential_files(cfg);
+    } catch (const auth::setup_error& e) {
+        std::cerr << "userapi: " << e.what() << std::endl;
+        return 2;
+    }
     log::log_line(spdlog::level::info, "starting userapi: " + cfg.summary(store::redact_conninfo));
     try {
         std::optional<app::server> srv;
         try {
             srv.emplace(cfg);
             srv->start();
+        } catch (const auth::setup_error& e) {  // an unusable --api-keys or --jwt-jwks
+            std::cerr << "userapi: " << e.what() << std::endl;
+            return 2;
         } catch (const service::storage_error& e) {
             // An unusable --data file is a configuration error: say so and exit 2.
             log::log_event(spdlog::level::critical, "unusable --data", {{"error", e.what()}});

@@ -22,11 +22,13 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "userapi/auth/authenticator.hpp"
 #include "userapi/core/client_resolver.hpp"
 #include "userapi/core/redis_uri.hpp"
 #include "userapi/http/handler.hpp"
 #include "userapi/http/prometheus_writer.hpp"
 #include "userapi/http/session.hpp"
+#include "userapi/limit/identity_rate_limiter.hpp"
 #include "userapi/limit/redis_rate_limiter.hpp"
 #include "userapi/log/log.hpp"
 #include "userapi/service/db_queue.hpp"
@@ -106,6 +108,16 @@ core::bucket_policy make_policy(const config::settings& cfg) {
     return {cfg.rate_limit_capacity, cfg.rate_limit_refill_per_minute / 60.0};
 }
 
+auth::options make_auth_options(const config::settings& cfg) {
+    auth::options o;
+    o.api_keys_file = cfg.api_keys_file;
+    o.jwks = cfg.jwt_jwks;
+    o.rules = {cfg.jwt_issuer, cfg.jwt_audience, cfg.jwt_leeway_s};
+    o.jwks_refresh = std::chrono::seconds(cfg.jwt_jwks_refresh_s);
+    o.admin_token = cfg.admin_token;
+    return o;
+}
+
 }  // namespace
 
 // Members are declared in the order they may be destroyed last to first. After the threads
@@ -129,12 +141,14 @@ struct server::impl {
           users(cache, db, raw(repos), clock, std::chrono::milliseconds(cfg.request_timeout_ms)),
           watchdog(std::chrono::milliseconds(cfg.db_read_timeout_ms)),
           limiter(clock, make_policy(cfg), cfg.max_clients),
+          identities(clock, cfg.max_clients),
           shared_limiter(make_shared_limiter()),
           resolver(make_resolver(cfg)),
+          authenticator(make_auth_options(cfg), clock),
           handler(cfg, users, cfg.rate_limit_enabled ? &limiter : nullptr, resolver, stats, state,
                   {instance, cfg.uses_postgresql() ? "postgresql" : "sqlite", shared_limiter ? "redis" : "local",
                    [this] { return unready(); }, [this](http::prometheus_writer& w) { store_metrics(w); }},
-                  shared_limiter.get()) {
+                  shared_limiter.get(), {&authenticator, &identities}) {
         users_ptr = &users;
         users.bound_reads(watchdog);
     }
@@ -150,7 +164,7 @@ struct server::impl {
         return std::make_unique<limit::redis_rate_limiter>(
             iocs, *core::parse_redis_uri(cfg.rate_limit_store), make_policy(cfg), clock,
             std::chrono::milliseconds(cfg.rate_limit_store_timeout_ms), fallback, limiter, cfg.max_clients,
-            cfg.rate_limit_store_pipelining, cfg.rate_limit_store_denial_cache);
+            cfg.rate_limit_store_pipelining, cfg.rate_limit_store_denial_cache, &identities);
     }
 
     void store_metrics(http::prometheus_writer& w) const {
@@ -163,6 +177,14 @@ struct server::impl {
             w.sample("userapi_store_reconnects_total", {{"store", "postgresql"}}, d(watch->snapshot().reconnects));
         if (shared_limiter)
             w.sample("userapi_store_reconnects_total", {{"store", "redis"}}, d(shared_limiter->reconnects()));
+        w.family("userapi_auth_jwks_refreshes_total", "counter",
+                 "Loads of the JWK Set after the start (its URL fetched, or its file reread on SIGHUP), by result.");
+        w.sample("userapi_auth_jwks_refreshes_total", {{"result", "ok"}}, d(authenticator.jwks_refreshes(true)));
+        w.sample("userapi_auth_jwks_refreshes_total", {{"result", "error"}}, d(authenticator.jwks_refreshes(false)));
+        w.family("userapi_auth_credentials", "gauge",
+                 "Credentials held now: API keys of the key file, keys of the JWK Set.");
+        w.sample("userapi_auth_credentials", {{"kind", "api_key"}}, d(authenticator.api_key_count()));
+        w.sample("userapi_auth_credentials", {{"kind", "jwk"}}, d(authenticator.jwk_count()));
         w.gauge("userapi_cache_coherent",
                 "1 while this instance hears of other instances' writes (or shares its store with none).",
                 users.coherent() ? 1.0 : 0.0);
@@ -282,12 +304,16 @@ struct server::impl {
     // --db-read-timeout-ms; its own thread. Destroyed before `users`, whose reads it watches.
     service::read_watchdog watchdog;
     limit::local_rate_limiter limiter;
+    limit::identity_rate_limiter identities;  // authenticated identities' buckets
     std::unique_ptr<limit::redis_rate_limiter>
         shared_limiter;  // --rate-limit-store; its clients live on the I/O threads
     core::client_resolver resolver;
+    auth::authenticator authenticator;  // its own thread reads the key file and the JWK Set
     http::handler handler;
     std::unique_ptr<tcp::acceptor> acceptor;  // used only on the main context's thread
     std::unique_ptr<asio::signal_set> signals;
+    std::unique_ptr<asio::signal_set> hangups;  // SIGHUP: the credentials again
+    void on_hangup();
     std::string instance;  // --instance-name, or host:port once bound
     std::vector<std::thread> threads;
     std::vector<std::thread> db_threads;
@@ -385,7 +411,7 @@ asio::awaitable<void> server::impl::sweep() {
         auto [ec] = co_await timer.async_wait(use_tuple);
         if (ec || state.draining.load()) co_return;
         const auto expired = users.sweep_cache();
-        const auto reclaimed = limiter.reclaim_idle();
+        const auto reclaimed = limiter.reclaim_idle() + identities.reclaim_idle();
         if (log_enabled(spdlog::level::debug))
             log_event(spdlog::level::debug, "sweep",
                       {{"expired", std::to_string(expired), true}, {"idle_buckets", std::to_string(reclaimed), true}});
@@ -424,6 +450,20 @@ asio::awaitable<void> server::impl::drain() {
     stop_all();
 }
 
+// Reloads in the background (the authenticator's thread); a bad file keeps the old set.
+void server::impl::on_hangup() {
+    hangups->async_wait([this](const boost::system::error_code& ec, int) {
+        if (ec) return;
+        if (authenticator.configured()) {
+            log_line(spdlog::level::info, "SIGHUP: reloading the API keys and the JWK Set");
+            authenticator.reload();
+        } else {
+            log_line(spdlog::level::info, "SIGHUP: no --api-keys or --jwt-jwks to reload");
+        }
+        on_hangup();
+    });
+}
+
 void server::impl::begin_drain() {
     if (state.draining.exchange(true)) return;
     log_line(spdlog::level::info, "draining: no new connections; finishing requests in flight");
@@ -432,8 +472,11 @@ void server::impl::begin_drain() {
         acceptor->close(ec);  // on the main context's thread, where listen() uses it
     });
     signals->cancel();
+    hangups->cancel();
     asio::co_spawn(main_context(), drain(), asio::detached);
 }
+
+void check_credential_files(const config::settings& cfg) { auth::authenticator::check_files(make_auth_options(cfg)); }
 
 server::server(config::settings cfg, std::unique_ptr<service::user_repository> repo, const core::clock* clock)
     : impl_(std::make_unique<impl>(std::move(cfg), std::move(repo), clock)) {}
@@ -442,6 +485,7 @@ server::~server() = default;
 
 void server::start() {
     auto& m = *impl_;
+    m.authenticator.start();  // an unusable key file or JWK Set: auth::setup_error, before anything else
     if (auto* pg = dynamic_cast<store::postgres_user_repository*>(m.repos.front().get())) pg->migrate();
     service::seed_users(*m.repos.front(), m.cfg.seed_users);
     m.connection_limit = fit_descriptor_limit(m.cfg.max_connections);
@@ -475,6 +519,8 @@ void server::start() {
     m.signals->async_wait([&m](const boost::system::error_code& ec, int) {
         if (!ec) m.begin_drain();
     });
+    m.hangups = std::make_unique<asio::signal_set>(m.main_context(), SIGHUP);
+    m.on_hangup();
     asio::co_spawn(m.acceptor->get_executor(), m.listen(), asio::detached);
     asio::co_spawn(m.main_context(), m.sweep(), asio::detached);
     asio::co_spawn(m.main_context(), m.purge_keys(), asio::detached);

@@ -1,5 +1,6 @@
 #include "userapi/config/config.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
@@ -142,6 +143,18 @@ const std::vector<option>& options() {
              s.rate_limit_store_denial_cache = false;
              return std::string();
          }},
+        {"--rate-limit-identity-capacity", "rate_limit.identity_capacity", kind::integer, 0, 1e9,
+         "bucket size of an authenticated identity; 0 = 10x --rate-limit-capacity (default 0)",
+         [](settings& s, const value& v) {
+             s.rate_limit_identity_capacity = static_cast<double>(std::get<std::int64_t>(v));
+             return std::string();
+         }},
+        {"--rate-limit-identity-refill-per-minute", "rate_limit.identity_refill_per_minute", kind::number, 0, 1e9,
+         "refill of an authenticated identity's bucket; 0 = 10x --rate-limit-refill-per-minute (default 0)",
+         [](settings& s, const value& v) {
+             s.rate_limit_identity_refill_per_minute = std::get<double>(v);
+             return std::string();
+         }},
         {"--cache-capacity", "cache.capacity", kind::integer, 1, 1e8, "max cached users (default 10000)",
          store_int<std::size_t, &settings::cache_capacity>()},
         {"--cache-ttl-ms", "cache.ttl_ms", kind::integer, 1, 31536000000.0, "cache entry lifetime (default 60000)",
@@ -226,6 +239,52 @@ const std::vector<option>& options() {
              for (unsigned char c : t)
                  if (c <= 0x20 || c >= 0x7f) return std::string("must be printable ASCII without spaces");
              s.admin_token = t;
+             return std::string();
+         }},
+        {"--api-keys", "auth.api_keys_file", kind::text, 0, 0,
+         "API key file: {\"keys\":[{\"id\",\"sha256\",\"scopes\",\"rate_limit\"}]}, reread on SIGHUP (default none)",
+         [](settings& s, const value& v) {
+             s.api_keys_file = std::get<std::string>(v);
+             return std::string();
+         }},
+        {"--jwt-jwks", "auth.jwt.jwks", kind::text, 0, 0,
+         "JWK Set (a file, or an http:// or https:// URL) whose keys sign accepted JWTs (default none)",
+         [](settings& s, const value& v) {
+             const auto& j = std::get<std::string>(v);
+             if (j.rfind("://") != std::string::npos && j.rfind("http://", 0) != 0 && j.rfind("https://", 0) != 0)
+                 return std::string("a URL must be http:// or https://");
+             s.jwt_jwks = j;
+             return std::string();
+         }},
+        {"--jwt-issuer", "auth.jwt.issuer", kind::text, 0, 0,
+         "the iss every accepted JWT names (required with --jwt-jwks)",
+         [](settings& s, const value& v) {
+             s.jwt_issuer = std::get<std::string>(v);
+             return std::string();
+         }},
+        {"--jwt-audience", "auth.jwt.audience", kind::text, 0, 0,
+         "the aud every accepted JWT names or lists (required with --jwt-jwks)",
+         [](settings& s, const value& v) {
+             s.jwt_audience = std::get<std::string>(v);
+             return std::string();
+         }},
+        {"--jwt-leeway-s", "auth.jwt.leeway_s", kind::integer, 0, 3600,
+         "clock skew allowed for exp, nbf and iat (default 60)", store_int<std::int64_t, &settings::jwt_leeway_s>()},
+        {"--jwt-jwks-refresh-s", "auth.jwt.jwks_refresh_s", kind::integer, 1, 86400,
+         "how often a JWKS URL is fetched again (default 300)",
+         store_int<std::int64_t, &settings::jwt_jwks_refresh_s>()},
+        {"--anonymous-scopes", "auth.anonymous_scopes", kind::list, 0, 0,
+         "scopes of a request without credentials, e.g. \"users:read\" (default: all while no credentials are "
+         "configured, none once they are)",
+         [](settings& s, const value& v) {
+             const auto& words = std::get<std::vector<std::string>>(v);
+             for (const auto& w : words) {
+                 std::istringstream in(w);
+                 for (std::string scope; in >> scope;)
+                     if (scope != "users:read" && scope != "users:write" && scope != "admin")
+                         return "\"" + scope + "\" is not one of users:read, users:write, admin";
+             }
+             s.anonymous_scopes = words;
              return std::string();
          }},
         {"--instance-name", "instance_name", kind::text, 0, 0,
@@ -395,6 +454,34 @@ void read_file(settings& s, const std::string& path) {
     apply_file(s, j, "", path);
 }
 
+bool is_loopback(const std::string& address) {
+    const auto a = core::parse_ip(address);
+    return a && (core::parse_cidr("127.0.0.0/8")->contains(*a) || *a == *core::parse_ip("::1"));
+}
+
+// Section 9's rules across options: what JWTs need, and protected mode (9.1).
+void check_credentials(const settings& s) {
+    if (!s.jwt_jwks.empty() && (s.jwt_issuer.empty() || s.jwt_audience.empty()))
+        throw load_error{"--jwt-jwks: needs --jwt-issuer and --jwt-audience"};
+    if (s.jwt_jwks.empty() && (!s.jwt_issuer.empty() || !s.jwt_audience.empty()))
+        throw load_error{"--jwt-issuer and --jwt-audience: only with --jwt-jwks"};
+    if (!s.credentials_configured() && !s.anonymous_scopes && !is_loopback(s.address))
+        throw load_error{"--address " + s.address +
+                         " is not a loopback address and no credentials are configured (protected mode): give "
+                         "--api-keys or --jwt-jwks, or --anonymous-scopes \"users:read ...\" to serve requests "
+                         "without credentials on purpose"};
+}
+
+// A JWKS URL without what may be secret in it: user and password, query, fragment.
+std::string jwks_for_log(const std::string& jwks) {
+    const auto scheme = jwks.find("://");
+    if (scheme == std::string::npos) return jwks;
+    auto rest = jwks.substr(scheme + 3);
+    rest = rest.substr(0, rest.find_first_of("?#"));
+    if (const auto at = rest.rfind('@', rest.find('/')); at != std::string::npos) rest = rest.substr(at + 1);
+    return jwks.substr(0, scheme + 3) + rest;
+}
+
 const option* find_cli(const std::string& name) {
     for (const auto& o : options())
         if (o.cli && name == o.cli) return &o;
@@ -411,6 +498,15 @@ std::string settings::redacted_data(data_redactor redact) const {
     if (!uses_postgresql()) return db_path;
     if (redact) return redact(db_path);
     return db_path.substr(0, db_path.find("://") + 3) + "(not shown)";
+}
+
+double settings::identity_capacity() const {
+    return rate_limit_identity_capacity > 0 ? rate_limit_identity_capacity : 10 * rate_limit_capacity;
+}
+
+double settings::identity_refill_per_minute() const {
+    return rate_limit_identity_refill_per_minute > 0 ? rate_limit_identity_refill_per_minute
+                                                     : 10 * rate_limit_refill_per_minute;
 }
 
 unsigned settings::effective_threads() const {
@@ -437,15 +533,19 @@ std::string settings::summary(data_redactor redact) const {
       << " header_timeout_ms=" << header_timeout_ms << " idle_timeout_ms=" << idle_timeout_ms
       << " request_timeout_ms=" << request_timeout_ms << " drain_timeout_ms=" << drain_timeout_ms
       << " max_connections=" << max_connections << " max_connections_per_client=" << max_connections_per_client
-      << " admin_token=" << (admin_token.empty() ? "unset" : "set") << " log_level=" << log_level
-      << " log_format=" << log_format;
+      << " admin_token=" << (admin_token.empty() ? "unset" : "set")
+      << " api_keys=" << (api_keys_file.empty() ? "none" : api_keys_file)
+      << " jwt_jwks=" << (jwt_jwks.empty() ? "none" : jwks_for_log(jwt_jwks))
+      << " identity_capacity=" << identity_capacity() << " identity_refill_per_minute=" << identity_refill_per_minute()
+      << " log_level=" << log_level << " log_format=" << log_format;
     return s.str();
 }
 
 std::string help_text() {
     std::ostringstream s;
     s << "usage: userapi [--config FILE] [options]\n"
-         "       userapi export|import|migrate|backup [options]   move users between stores (each has --help)\n\n"
+         "       userapi export|import|migrate|backup [options]   move users between stores (each has --help)\n"
+         "       userapi new-api-key ID SCOPE...   print a new API key and its --api-keys entry\n\n"
          "HTTP/JSON server for user records. Options override the config file, which overrides\n"
          "the built-in defaults. Config file keys nest as in config/userapi.json.\n\n"
          "  --config FILE  JSON config file\n";
@@ -456,7 +556,9 @@ std::string help_text() {
         s << "  " << name << std::string(name.size() < 36 ? 36 - name.size() : 1, ' ') << o.help << "\n";
     }
     s << "  --help                              print this and exit\n"
-         "  --version                           print the version and exit\n";
+         "  --version                           print the version and exit\n\n"
+         "SIGHUP rereads the --api-keys file and a --jwt-jwks file (or fetches its URL); a bad file\n"
+         "keeps the credentials there were.\n";
     return s.str();
 }
 
@@ -499,11 +601,15 @@ load_result load(const std::vector<std::string>& args, const char* env_admin_tok
             apply(s, *o, std::string(env_admin_token), "USERAPI_ADMIN_TOKEN");
         }
         std::set<std::string> seen;
-        std::vector<std::string> proxies;
+        std::vector<std::pair<std::string, std::vector<std::string>>> lists;  // repeatable options, in order
         for (const auto& [name, text] : items) {
             const option* o = find_cli(name);
             if (o->type == kind::list) {
-                proxies.push_back(*text);
+                const std::string& option_name = name;  // clang 14 cannot capture a structured binding
+                auto it =
+                    std::find_if(lists.begin(), lists.end(), [&](const auto& l) { return l.first == option_name; });
+                if (it == lists.end()) it = lists.insert(lists.end(), {name, {}});
+                it->second.push_back(*text);
                 continue;
             }
             if (!seen.insert(name).second) throw load_error{name + ": given more than once"};
@@ -512,7 +618,8 @@ load_result load(const std::vector<std::string>& args, const char* env_admin_tok
                 throw load_error{"--admin-token: must not be empty (leave the option out for no token)"};
             apply(s, *o, o->type == kind::flag ? value{true} : from_text(*o, *text, name), name);
         }
-        if (!proxies.empty()) apply(s, *find_cli("--trusted-proxy"), proxies, "--trusted-proxy");
+        for (const auto& [name, values] : lists) apply(s, *find_cli(name), values, name);
+        check_credentials(s);
         if (s.db_concurrency > 1 && !s.uses_postgresql())
             throw load_error{
                 "--db-concurrency: above 1 needs a PostgreSQL store (--data postgresql://...); "

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <ctime>
 
+#include "userapi/http/await_reply.hpp"
 #include "userapi/http/cache_directives.hpp"
 #include "userapi/http/problem.hpp"
 #include "userapi/log/access_log.hpp"
@@ -21,7 +22,7 @@ namespace {
 // The RateLimit fields (draft-ietf-httpapi-ratelimit-headers) of one decision, each handed to
 // `put` as name and value, formatted on the stack: nothing allocated.
 template <class Put>
-void rate_limit_fields(const core::bucket_policy& p, const core::bucket_state& s, Put&& put) {
+void rate_limit_fields(const core::bucket_policy& p, const core::bucket_state& s, bool identity, Put&& put) {
     const auto cap = static_cast<long long>(p.capacity);
     char buf[64];
     const auto field = [&](std::string_view name, const char* format, auto... values) {
@@ -31,9 +32,16 @@ void rate_limit_fields(const core::bucket_policy& p, const core::bucket_state& s
     field("RateLimit-Limit", "%lld", cap);
     field("RateLimit-Remaining", "%lld", static_cast<long long>(s.remaining));
     field("RateLimit-Reset", "%lld", static_cast<long long>(s.reset_seconds));
-    field("RateLimit-Policy", "\"default\";q=%lld;w=%lld", cap, static_cast<long long>(p.window_seconds()));
-    field("RateLimit", "\"default\";r=%lld;t=%lld", static_cast<long long>(s.remaining),
-          static_cast<long long>(s.next_token_seconds));
+    // An authenticated identity's bucket is the policy "identity" (contract 9.5).
+    if (identity) {
+        field("RateLimit-Policy", "\"identity\";q=%lld;w=%lld", cap, static_cast<long long>(p.window_seconds()));
+        field("RateLimit", "\"identity\";r=%lld;t=%lld", static_cast<long long>(s.remaining),
+              static_cast<long long>(s.next_token_seconds));
+    } else {
+        field("RateLimit-Policy", "\"default\";q=%lld;w=%lld", cap, static_cast<long long>(p.window_seconds()));
+        field("RateLimit", "\"default\";r=%lld;t=%lld", static_cast<long long>(s.remaining),
+              static_cast<long long>(s.next_token_seconds));
+    }
 }
 
 // The Date header, formatted once per second per thread.
@@ -88,13 +96,26 @@ bool is_standard_method(bhttp::verb v) {
     }
 }
 
+// An authenticator for the admin token alone, for a handler made without one (tests).
+std::unique_ptr<auth::authenticator> own_authenticator(const config::settings& cfg, const auth_parts& parts) {
+    if (parts.authenticator) return nullptr;
+    static const core::system_clock clock;
+    auth::options o;
+    o.admin_token = cfg.admin_token;
+    return std::make_unique<auth::authenticator>(std::move(o), clock);
+}
+
 }  // namespace
 
 handler::handler(const config::settings& cfg, service::user_service& users, limit::local_rate_limiter* limiter,
                  const core::client_resolver& clients, metrics& stats, server_state& state, instance_info instance,
-                 limit::redis_rate_limiter* shared)
+                 limit::redis_rate_limiter* shared, auth_parts auth)
     : limiter_(limiter),
       shared_(limiter ? shared : nullptr),
+      own_auth_(own_authenticator(cfg, auth)),
+      gate_(cfg, auth.authenticator ? auth.authenticator : own_auth_.get(), stats),
+      identities_(auth.identities),
+      identity_policy_{cfg.identity_capacity(), cfg.identity_refill_per_minute() / 60.0},
       clients_(clients),
       stats_(stats),
       state_(state),
@@ -138,6 +159,11 @@ handler::at_once handler::answer_at_once(const request& req, const request_info&
             // Only a hit of a valid id on the local limiter: nothing to wait for. Look first, act after.
             const auto id = parse_user_id(x.match.id);
             if (!id || shared_ || asks_for_store(req)) return {};  // no-cache: the store answers (8.3)
+            if (gate_.active()) {  // credentials the memo knows, or none that are needed; else handle()
+                const auto d = gate_.decide(req, route::user, verb, false, true);
+                if (d.kind != auth_gate::decision::pass) return {};
+                x.who = d.who;
+            }
             const auto found = users_service_.peek_cached(*id);
             if (!found) return {};
             if (req.version() == 11 && req.keep_alive() && !state_.draining.load(std::memory_order_relaxed) &&
@@ -169,14 +195,21 @@ handler::at_once handler::render_cached_user(exchange& x, std::int64_t id, const
     head.clear();
     head += "HTTP/1.1 200 OK\r\n";
     if (x.match.limited && limiter_) {
-        x.client = clients_.resolve(x.peer, joined_field(x.req, "X-Forwarded-For"));
-        const auto s = limiter_->acquire(*x.client);
+        const bool identity = x.who && identities_;
+        const auto& policy = identity ? policy_of(*x.who) : limiter_->policy();
+        core::bucket_state s;
+        if (identity) {
+            s = identities_->acquire(x.who->identity, policy);
+        } else {
+            x.client = clients_.resolve(x.peer, joined_field(x.req, "X-Forwarded-For"));
+            s = limiter_->acquire(*x.client);
+        }
         if (!s.allowed) {  // the 429, the ordinary way
-            apply(x, limit::rate_decision{s});
+            apply(x, limit::rate_decision{s}, policy, identity);
             finish(x);
             return {at_once::message, std::move(x.res), {}};
         }
-        rate_limit_fields(limiter_->policy(), s, [&](std::string_view name, std::string_view value) {
+        rate_limit_fields(policy, s, identity, [&](std::string_view name, std::string_view value) {
             head += name;
             head += ": ";
             head += value;
@@ -206,24 +239,72 @@ handler::at_once handler::render_cached_user(exchange& x, std::int64_t id, const
     return {at_once::rendered, std::nullopt, json};
 }
 
+const core::bucket_policy& handler::policy_of(const auth::principal& who) const {
+    return who.rate_limit ? *who.rate_limit : identity_policy_;
+}
+
 bool handler::admit_locally(exchange& x) {
     if (!x.match.limited || !limiter_) return true;
+    if (x.who && identities_) {
+        const auto& policy = policy_of(*x.who);
+        return apply(x, limit::rate_decision{identities_->acquire(x.who->identity, policy)}, policy, true);
+    }
     x.client = clients_.resolve(x.peer, joined_field(x.req, "X-Forwarded-For"));
-    return apply(x, limit::rate_decision{limiter_->acquire(*x.client)});
+    return apply(x, limit::rate_decision{limiter_->acquire(*x.client)}, limiter_->policy(), false);
 }
 
 asio::awaitable<bool> handler::admit(exchange& x) {
     if (!x.match.limited || !limiter_) co_return true;
     if (!shared_) co_return admit_locally(x);
-    x.client = clients_.resolve(x.peer, joined_field(x.req, "X-Forwarded-For"));
     // The shared table (Redis) answers later, on this thread. (No co_await inside ?: here:
     // GCC 12 miscompiles it.)
+    if (x.who && identities_) {
+        const auto& policy = policy_of(*x.who);
+        const auto decision = co_await shared_->acquire(std::string_view(x.who->identity), policy);
+        co_return apply(x, decision, policy, true);
+    }
+    x.client = clients_.resolve(x.peer, joined_field(x.req, "X-Forwarded-For"));
     const auto decision = co_await shared_->acquire(*x.client);
-    co_return apply(x, decision);
+    co_return apply(x, decision, limiter_->policy(), false);
+}
+
+asio::awaitable<bool> handler::authenticate(exchange& x) {
+    auto d = gate_.decide(x.req, x.match.which, x.req.method(), true);
+    if (d.kind == auth_gate::decision::unknown_kid) {
+        // A kid the set does not hold (yet): the JWKS URL once more, at most every 30 s, then again.
+        auto* a = gate_.authenticator();
+        const auto refreshed = co_await await_reply<bool>(
+            [a](auto done) {
+                if (!a->refresh_for_unknown_kid([done] { done(true); })) done(false);
+            },
+            a->fetch_timeout() + std::chrono::seconds(1));
+        if (refreshed && *refreshed) d = gate_.decide(x.req, x.match.which, x.req.method(), true);
+        if (d.kind == auth_gate::decision::unknown_kid) d.kind = auth_gate::decision::refuse;
+    }
+    x.who_owned = std::move(d.owned);
+    x.who = x.who_owned.get();
+    if (!co_await admit(x)) co_return false;  // 400 and 401 are charged to the address, 403 to the identity
+    if (d.kind != auth_gate::decision::pass) {
+        gate_.refuse(x, d);
+        co_return false;
+    }
+    if (x.body_unread) {  // refused on its header, accepted now: the credentials were reloaded meanwhile
+        x.res.set(field::retry_after, "1");
+        set_problem(x.res, 503, "the credentials changed while the request arrived; send it again");
+        co_return false;
+    }
+    co_return true;
+}
+
+bool handler::refuses_unread(const request& header) {
+    if (!gate_.active()) return false;
+    const auto m = match_route(header.target());
+    if (!scope_needed(m.which, header.method())) return false;
+    return gate_.decide(header, m.which, header.method(), false).kind == auth_gate::decision::refuse;
 }
 
 // Sets the RateLimit headers, and the 429 (or 503) when the request may not proceed.
-bool handler::apply(exchange& x, const limit::rate_decision& d) {
+bool handler::apply(exchange& x, const limit::rate_decision& d, const core::bucket_policy& policy, bool identity) {
     auto& res = x.res;
     if (d.unavailable) {
         res.set(field::retry_after, "1");
@@ -239,20 +320,26 @@ bool handler::apply(exchange& x, const limit::rate_decision& d) {
         return false;
     }
     const auto& s = d.state;
-    rate_limit_fields(limiter_->policy(), s,
+    rate_limit_fields(policy, s, identity,
                       [&](std::string_view name, std::string_view value) { res.set(name, value); });
     if (s.allowed) return true;
     stats_.rate_limited();
     res.set(field::retry_after, std::to_string(s.retry_after_seconds));
     set_problem(res, 429,
-                "rate limit exceeded: " + std::to_string(static_cast<long long>(limiter_->policy().capacity)) +
+                "rate limit exceeded: " + std::to_string(static_cast<long long>(policy.capacity)) +
                     " requests per window; retry in " + std::to_string(s.retry_after_seconds) + " s");
     return false;
 }
 
 asio::awaitable<void> handler::dispatch(exchange& x) {
-    if (!co_await admit(x)) co_return;
     const auto verb = x.req.method();
+    // A served method of a guarded route: credentials first (contract 9.2). Everything else
+    // (404, 405, 501, the open routes) is charged to its address and answered without them.
+    if (scope_needed(x.match.which, verb)) {
+        if (!co_await authenticate(x)) co_return;
+    } else if (!co_await admit(x)) {
+        co_return;
+    }
     if (!is_standard_method(verb)) {
         set_problem(x.res, 501, "method " + clip(x.req.method_string()) + " is not implemented");
         co_return;
@@ -327,7 +414,8 @@ void handler::record(exchange& x, unsigned status_code) {
                            {"status", std::string_view(status, static_cast<std::size_t>(status_end - status)), true},
                            {"duration_ms", std::string_view(ms, static_cast<std::size_t>(p - ms)), true},
                            {"client", client.empty() ? x.peer_text : std::string_view(client)},
-                           {"peer", x.peer_text}});
+                           {"peer", x.peer_text},
+                           {"identity", x.identity()}});
     }
 }
 

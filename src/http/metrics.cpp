@@ -45,6 +45,11 @@ std::uint64_t metrics::rate_limited_total() const {
     return sum([](const shard& s) -> const counter& { return s.rate_limited; });
 }
 
+std::uint64_t metrics::auth_failures(auth_failure why) const {
+    const auto i = static_cast<std::size_t>(why);
+    return sum([i](const shard& s) -> const counter& { return s.auth_failures[i]; });
+}
+
 double metrics::average_ms() const {
     const auto n = total();
     const auto ns = sum([](const shard& s) -> const counter& { return s.duration_ns; });
@@ -85,6 +90,14 @@ void metrics::render(prometheus_writer& w) const {
     w.counter("userapi_connections_refused_total",
               "Connections closed at once because of --max-connections or --max-connections-per-client.",
               static_cast<double>(sum([](const shard& s) -> const counter& { return s.connections_refused; })));
+    w.family("userapi_auth_failures_total", "counter",
+             "Requests refused for their credentials: missing (401), invalid_token (401), insufficient_scope (403), "
+             "invalid_request (400).");
+    constexpr const char* kReasons[kAuthFailureCount] = {"missing", "invalid_token", "insufficient_scope",
+                                                         "invalid_request"};
+    for (int i = 0; i < kAuthFailureCount; ++i)
+        w.sample("userapi_auth_failures_total", {{"reason", kReasons[i]}},
+                 static_cast<double>(auth_failures(static_cast<auth_failure>(i))));
 }
 
 }  // namespace userapi::http

@@ -37,7 +37,8 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable_t<executor>{});
 
 // What reading a request came to.
 struct incoming {
-    enum kind_type { complete, refused, gone } kind = gone;  // gone: closed, reset or too slow
+    // gone: closed, reset or too slow; unread: the handler refuses it on its header, body unread
+    enum kind_type { complete, refused, unread, gone } kind = gone;
     refusal why;
 };
 
@@ -76,7 +77,7 @@ std::size_t field_bytes(const bhttp::fields& req) {
 // bounded whatever the client sends. The caller sets the deadline.
 template <class Socket>
 task<incoming> read_request(deadline_socket<Socket>& stream, beast::flat_buffer& buffer, request_parser& parser,
-                                       std::size_t max_body) {
+                            std::size_t max_body, request_handler& h) {
     parser.header_limit(kHeaderSectionLimit);
     parser.body_limit(max_body);
     std::size_t header_bytes = 0, extension_bytes = 0;
@@ -106,6 +107,9 @@ task<incoming> read_request(deadline_socket<Socket>& stream, beast::flat_buffer&
                 if (header_bytes > kHeaderSectionLimit)
                     co_return incoming{incoming::refused, from_parse_error(bhttp::error::header_limit, true, max_body)};
                 if (auto r = check_header(parser.get())) co_return incoming{incoming::refused, r};
+                // Credentials are judged on the header: a refused request's body is never read
+                // (nor a 100 Continue sent for it).
+                if (!parser.is_done() && h.refuses_unread(parser.get())) co_return incoming{incoming::unread, {}};
                 if (parser.chunked()) header.emplace(parser.get().base());
                 if (!parser.is_done() && beast::iequals(parser.get()[field::expect], "100-continue")) {
                     static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -257,11 +261,11 @@ task<void> run_session(std::shared_ptr<deadline_socket<Socket>> connection, core
         {  // everything in the arena ends with this scope, before the arena is reset
             request_parser parser(std::piecewise_construct, std::make_tuple(),
                                   std::make_tuple(fields_allocator(&arena)));  // fresh per request
-            const auto in = co_await read_request(stream, buffer, parser, cfg.max_body_bytes);
+            const auto in = co_await read_request(stream, buffer, parser, cfg.max_body_bytes, h);
             if (in.kind == incoming::gone) break;
             const request& req = parser.get();
             ctx.request_id = request_id(req);
-            const request_info info{peer, ctx.request_id, &arena, peer_text};
+            const request_info info{peer, ctx.request_id, &arena, peer_text, in.kind == incoming::unread};
             active_request in_flight(state);
             std::optional<response> res;  // built in place: a move-assigned one would copy its fields
             request_handler::at_once quick;
@@ -270,6 +274,9 @@ task<void> run_session(std::shared_ptr<deadline_socket<Socket>> connection, core
             // own on this thread; what is at hand is answered here.
             if (in.kind == incoming::refused) {
                 res.emplace(co_await asio::co_spawn(executor, h.reject(req, in.why.status, in.why.detail, info),
+                                                    asio::use_awaitable_t<asio::io_context::executor_type>{}));
+            } else if (in.kind == incoming::unread) {  // answered, then closed: its body is still on the wire
+                res.emplace(co_await asio::co_spawn(executor, h.handle(req, info),
                                                     asio::use_awaitable_t<asio::io_context::executor_type>{}));
             } else {
                 quick = h.answer_at_once(req, info, head_bytes);

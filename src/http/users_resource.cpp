@@ -61,9 +61,27 @@ void set_unavailable(response& res, outcome status, const std::string& error, st
                           : "the database is unavailable; retry shortly");
 }
 
-// The scope of an Idempotency-Key: "" is the server's own. With authentication (contract 9)
-// the identity the request was made as, so one client's keys never answer another's.
-std::string key_scope(const exchange&) { return {}; }
+// Contract 9.6: every write is an event naming who made it, the user, and its new version
+// (for a delete, the version it removed). A replayed Idempotency-Key wrote nothing: no event.
+void audit_write(const exchange& x, std::string_view action, std::int64_t id, std::int64_t version) {
+    if (!log::log_enabled(spdlog::level::info)) return;
+    const auto user = std::to_string(id);
+    if (version > 0)
+        log::log_event(spdlog::level::info, "write",
+                       {{"request_id", x.id},
+                        {"identity", x.identity()},
+                        {"action", action},
+                        {"user_id", user, true},
+                        {"version", std::to_string(version), true}});
+    else
+        log::log_event(spdlog::level::info, "write",
+                       {{"request_id", x.id}, {"identity", x.identity()}, {"action", action}, {"user_id", user, true}});
+}
+
+// The scope of an Idempotency-Key: "" is the server's own (anonymous requests). An
+// authenticated request's keys are its identity's (contract 9.5), so one client's keys never
+// answer another's.
+std::string key_scope(const exchange& x) { return x.who ? std::string(x.who->identity) : std::string(); }
 
 const char* x_cache(service::source s) {
     switch (s) {
@@ -280,6 +298,7 @@ asio::awaitable<void> users_resource::create(exchange& x) {
     const auto r = co_await await_reply<service::reply>(
         [&](auto done) { users_.create(std::move(u), std::move(done), std::move(key)); }, write_wait());
     if (r && r->status == outcome::ok) {
+        if (!r->replayed) audit_write(x, "create", r->id, r->user.version);
         set_user(res, 201, r->id, r->user);
         res.set(field::location, "/users/" + std::to_string(r->id));
     } else if (r && r->status == outcome::email_taken) {
@@ -312,10 +331,12 @@ asio::awaitable<void> users_resource::patch(exchange& x) {
     const auto r = co_await await_reply<service::reply>(
         [&](auto done) { users_.update(*id, std::move(p), std::move(*pre), std::move(done), std::move(key)); },
         write_wait());
-    if (r && r->status == outcome::ok)
+    if (r && r->status == outcome::ok) {
+        if (!r->replayed) audit_write(x, "update", *id, r->user.version);
         set_user(res, 200, *id, r->user);
-    else
+    } else {
         answer_write_failure(x, *id, r, email);
+    }
     if (r && r->replayed) res.set("Idempotent-Replayed", "true");
 }
 
@@ -328,10 +349,12 @@ asio::awaitable<void> users_resource::remove(exchange& x) {
     if (!write_key(x, key)) co_return;
     const auto r = co_await await_reply<service::reply>(
         [&](auto done) { users_.remove(*id, std::move(*pre), std::move(done), std::move(key)); }, write_wait());
-    if (r && r->status == outcome::ok)
+    if (r && r->status == outcome::ok) {
+        if (!r->replayed) audit_write(x, "delete", *id, r->user.version);
         x.res.result(204);
-    else
+    } else {
         answer_write_failure(x, *id, r, "");
+    }
     if (r && r->replayed) x.res.set("Idempotent-Replayed", "true");
 }
 

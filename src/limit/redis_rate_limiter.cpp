@@ -33,11 +33,16 @@ std::string number(double v) {
 // full again. Redis runs the whole script atomically, with its own clock.
 const char* redis_rate_limiter::script() {
     return R"lua(
-local cap, rate = tonumber(ARGV[1]), tonumber(ARGV[2])
+local cap0, rate0 = tonumber(ARGV[1]), tonumber(ARGV[2])
+local per_key = #ARGV > 2
 local t = redis.call('TIME')
 local now = t[1] + t[2] / 1000000
 local out = {}
 for i, key in ipairs(KEYS) do
+  local cap, rate = cap0, rate0
+  if per_key then
+    cap, rate = tonumber(ARGV[2 * i + 1]), tonumber(ARGV[2 * i + 2])
+  end
   local tokens, ts = cap, now
   local v = redis.call('GET', key)
   if v then
@@ -74,6 +79,14 @@ struct redis_rate_limiter::pending {
     core::steady_time deadline;
     char key[64];
     std::size_t key_size = 0;
+    // An identity's decision: its name, its own policy (formatted for the script), its key.
+    bool identity = false;
+    std::string name;
+    core::bucket_policy policy;
+    std::string long_key, capacity_arg, refill_arg;
+    std::string_view key_view() const {
+        return identity ? std::string_view(long_key) : std::string_view(key, key_size);
+    }
 };
 
 // One I/O thread's connection and its decisions in flight, used only on that thread.
@@ -87,6 +100,7 @@ struct redis_rate_limiter::connection {
     std::deque<batch> reply_order;       // what Redis answers next, in order
     batch unsent{0, 0};                  // decisions of this event-loop turn, sent together
     std::vector<std::string_view> keys;  // reused for each batch
+    std::vector<std::string> args;       // reused for batches that hold an identity's decision
     asio::steady_timer deadlines;        // for the oldest unanswered decision
     bool deadline_armed = false;
     // A decision's deadline passed with its reply still owed; cleared by the next reply. Written
@@ -100,12 +114,13 @@ redis_rate_limiter::redis_rate_limiter(const std::vector<asio::io_context*>& ioc
                                        core::bucket_policy policy, const core::clock& clock,
                                        std::chrono::milliseconds timeout, store_fallback fallback,
                                        local_rate_limiter& local, std::size_t max_denials, bool pipelining,
-                                       bool denial_cache)
+                                       bool denial_cache, identity_rate_limiter* identities)
     : policy_(policy),
       clock_(clock),
       timeout_(timeout),
       fallback_(fallback),
       local_(local),
+      identities_(identities),
       max_denials_per_shard_(std::max<std::size_t>(1, max_denials / kShards)),
       denial_cache_(denial_cache),
       script_args_{number(policy.capacity), number(policy.refill_per_second)} {
@@ -170,17 +185,20 @@ void redis_rate_limiter::remember_denial(const core::ip_address& client, double 
     s.denied[client] = {tokens, now};
 }
 
-rate_decision redis_rate_limiter::fall_back(const core::ip_address& client) {
+rate_decision redis_rate_limiter::fall_back(const pending& p) {
     errors_.fetch_add(1, std::memory_order_relaxed);
+    const auto& policy = p.identity ? p.policy : policy_;
     switch (fallback_) {
         case store_fallback::local:
-            return {local_.acquire(client), false};
+            if (!p.identity) return {local_.acquire(p.client), false};
+            if (identities_) return {identities_->acquire(p.name, p.policy), false};
+            [[fallthrough]];
         case store_fallback::open:
-            return {core::state_of(policy_, policy_.capacity, true), false};
+            return {core::state_of(policy, policy.capacity, true), false};
         case store_fallback::closed:
             break;
     }
-    return {core::state_of(policy_, 0, false), true};
+    return {core::state_of(policy, 0, false), true};
 }
 
 asio::awaitable<rate_decision> redis_rate_limiter::acquire(const core::ip_address& client) {
@@ -189,18 +207,46 @@ asio::awaitable<rate_decision> redis_rate_limiter::acquire(const core::ip_addres
         cached_denials_.fetch_add(1, std::memory_order_relaxed);
         co_return rate_decision{*d, false};
     }
-    auto executor = co_await asio::this_coro::executor;
-    auto& c = connection_for(static_cast<asio::io_context&>(asio::query(executor, asio::execution::context)));
-    if (!c.redis.ready() || c.stalled.load(std::memory_order_relaxed)) co_return fall_back(client);
-    co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(rate_decision)>(
-        [this, &c, &client, now](auto resume) {
-            const auto seq = c.first_seq + c.in_flight.size();
-            auto& p = c.in_flight.emplace_back(std::move(resume));
+    co_return co_await decide(
+        [&client](pending& p) {
             p.client = client;
-            p.sent = now;
-            p.deadline = now + timeout_;
             const auto text = client.to_string();
             p.key_size = static_cast<std::size_t>(std::snprintf(p.key, sizeof p.key, "userapi:rl:%s", text.c_str()));
+        },
+        now);
+}
+
+asio::awaitable<rate_decision> redis_rate_limiter::acquire(std::string_view identity,
+                                                           const core::bucket_policy& policy) {
+    co_return co_await decide(
+        [identity, &policy](pending& p) {
+            p.identity = true;
+            p.name = identity;
+            p.policy = policy;
+            p.long_key = "userapi:rl:id:";
+            p.long_key += identity;
+            p.capacity_arg = number(policy.capacity);
+            p.refill_arg = number(policy.refill_per_second);
+        },
+        clock_.now());
+}
+
+template <class Fill>
+asio::awaitable<rate_decision> redis_rate_limiter::decide(Fill fill, core::steady_time now) {
+    auto executor = co_await asio::this_coro::executor;
+    auto& c = connection_for(static_cast<asio::io_context&>(asio::query(executor, asio::execution::context)));
+    if (!c.redis.ready() || c.stalled.load(std::memory_order_relaxed)) {
+        pending p(nullptr);
+        fill(p);
+        co_return fall_back(p);
+    }
+    co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(rate_decision)>(
+        [this, &c, &fill, now](auto resume) {
+            const auto seq = c.first_seq + c.in_flight.size();
+            auto& p = c.in_flight.emplace_back(std::move(resume));
+            fill(p);
+            p.sent = now;
+            p.deadline = now + timeout_;
             // Every decision asked for in this turn of the event loop goes out as one script run.
             if (c.unsent.count++ == 0) {
                 c.unsent.first = seq;
@@ -217,16 +263,28 @@ asio::awaitable<rate_decision> redis_rate_limiter::acquire(const core::ip_addres
 
 void redis_rate_limiter::send(connection& c, batch b, bool inline_script) {
     c.keys.clear();
+    bool per_key = false;
     for (std::size_t i = 0; i < b.count; ++i) {
         const auto& p = c.in_flight[b.first + i - c.first_seq];
-        c.keys.emplace_back(p.key, p.key_size);
+        c.keys.emplace_back(p.key_view());
+        per_key = per_key || p.identity;
+    }
+    if (per_key) {  // identities have policies of their own: a pair of arguments per key
+        c.args.resize(2 + 2 * b.count);
+        c.args[0] = script_args_[0];
+        c.args[1] = script_args_[1];
+        for (std::size_t i = 0; i < b.count; ++i) {
+            const auto& p = c.in_flight[b.first + i - c.first_seq];
+            c.args[2 + 2 * i] = p.identity ? p.capacity_arg : script_args_[0];
+            c.args[3 + 2 * i] = p.identity ? p.refill_arg : script_args_[1];
+        }
     }
     c.reply_order.push_back(b);
-    if (!c.redis.eval(c.keys, script_args_, &c, inline_script)) {
+    if (!c.redis.eval(c.keys, per_key ? c.args : script_args_, &c, inline_script)) {
         c.reply_order.pop_back();
         for (std::size_t i = 0; i < b.count; ++i) {
             auto& p = c.in_flight[b.first + i - c.first_seq];
-            finish(c, p, fall_back(p.client));
+            finish(c, p, fall_back(p));
         }
         trim(c);
     }
@@ -277,10 +335,10 @@ void redis_rate_limiter::on_reply(const redisReply* r, void* privdata) {
         if (allowed && tokens && allowed->type == REDIS_REPLY_INTEGER && tokens->type == REDIS_REPLY_STRING) {
             const double left = std::strtod(tokens->str, nullptr);
             const bool ok = allowed->integer == 1;
-            if (!ok && self.denial_cache_) self.remember_denial(p.client, left, p.sent);
-            self.finish(c, p, {core::state_of(self.policy_, left, ok), false});
+            if (!ok && self.denial_cache_ && !p.identity) self.remember_denial(p.client, left, p.sent);
+            self.finish(c, p, {core::state_of(p.identity ? p.policy : self.policy_, left, ok), false});
         } else {
-            self.finish(c, p, self.fall_back(p.client));
+            self.finish(c, p, self.fall_back(p));
         }
     }
     self.trim(c);
@@ -301,7 +359,7 @@ void redis_rate_limiter::arm_deadline(connection& c) {
             const auto now = clock_.now();
             for (auto& q : c.in_flight)
                 if (q.resume && q.deadline <= now) {
-                    finish(c, q, fall_back(q.client));
+                    finish(c, q, fall_back(q));
                     stall(c);  // its reply is still owed
                 }
             trim(c);

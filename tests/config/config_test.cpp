@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 
@@ -177,6 +178,66 @@ TEST(Config, SeveralInstancesOptionsAreChecked) {
     EXPECT_EQ(r.config->rate_limit_store, "redis://127.0.0.1:6379/2");
     EXPECT_EQ(r.config->rate_limit_store_fallback, "closed");
     EXPECT_EQ(r.config->instance_name, "api-1");
+}
+
+// Section 9: credentials, anonymous scopes and protected mode.
+TEST(Config, CredentialsOptions) {
+    auto r = load({"--api-keys", "/etc/keys.json", "--jwt-jwks", "https://issuer.test/jwks.json", "--jwt-issuer",
+                   "https://issuer.test", "--jwt-audience", "userapi", "--jwt-leeway-s", "5", "--jwt-jwks-refresh-s",
+                   "60", "--rate-limit-identity-capacity", "100"},
+                  nullptr);
+    ASSERT_TRUE(r.config) << r.output;
+    const auto& c = *r.config;
+    EXPECT_EQ(c.api_keys_file, "/etc/keys.json");
+    EXPECT_EQ(c.jwt_jwks, "https://issuer.test/jwks.json");
+    EXPECT_EQ(c.jwt_leeway_s, 5);
+    EXPECT_EQ(c.jwt_jwks_refresh_s, 60);
+    EXPECT_TRUE(c.credentials_configured());
+    EXPECT_EQ(c.identity_capacity(), 100);
+    EXPECT_EQ(c.identity_refill_per_minute(), 100) << "10x the per-client refill when not given";
+    EXPECT_FALSE(c.anonymous_scopes);
+    const auto defaults = *load({}, nullptr).config;
+    EXPECT_EQ(defaults.identity_capacity(), 50);
+    EXPECT_EQ(defaults.jwt_leeway_s, 60);
+    EXPECT_EQ(defaults.jwt_jwks_refresh_s, 300);
+    EXPECT_FALSE(defaults.credentials_configured());
+}
+
+TEST(Config, AnonymousScopesFromTheCommandLineAndTheFile) {
+    auto r = load({"--anonymous-scopes", "users:read  users:write"}, nullptr);
+    ASSERT_TRUE(r.config) << r.output;
+    ASSERT_TRUE(r.config->anonymous_scopes);
+    EXPECT_EQ(*r.config->anonymous_scopes, std::vector<std::string>{"users:read  users:write"});
+    auto none = load({"--anonymous-scopes", ""}, nullptr);
+    ASSERT_TRUE(none.config) << none.output;
+    EXPECT_TRUE(none.config->anonymous_scopes) << "given, and empty: no scope at all";
+    auto file = load(
+        {"--config", write_file(R"({"auth": {"anonymous_scopes": ["users:read"], "jwt": {"leeway_s": 7}}})")}, nullptr);
+    ASSERT_TRUE(file.config) << file.output;
+    EXPECT_EQ(*file.config->anonymous_scopes, std::vector<std::string>{"users:read"});
+    EXPECT_EQ(file.config->jwt_leeway_s, 7);
+    expect_rejected({"--anonymous-scopes", "users:read users:delete"}, "users:delete");
+}
+
+TEST(Config, ProtectedModeRefusesAnOpenNonLoopbackAddress) {
+    expect_rejected({"--address", "0.0.0.0"}, "--anonymous-scopes");
+    expect_rejected({"--address", "::"}, "protected mode");
+    EXPECT_TRUE(load({"--address", "127.0.0.2"}, nullptr).config) << "all of 127.0.0.0/8 is loopback";
+    EXPECT_TRUE(load({"--address", "::1"}, nullptr).config);
+    EXPECT_TRUE(load({"--address", "0.0.0.0", "--anonymous-scopes", "users:read"}, nullptr).config);
+    EXPECT_TRUE(load({"--address", "0.0.0.0", "--api-keys", "keys.json"}, nullptr).config);
+    EXPECT_FALSE(load({"--address", "0.0.0.0", "--admin-token", "t"}, nullptr).config)
+        << "the admin token alone guards DELETE /cache, not the users";
+    auto r = load({"--address", "0.0.0.0"}, nullptr);
+    EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << "one line: " << r.output;
+}
+
+TEST(Config, JwtNeedsIssuerAndAudience) {
+    expect_rejected({"--jwt-jwks", "jwks.json"}, "--jwt-issuer");
+    expect_rejected({"--jwt-jwks", "jwks.json", "--jwt-issuer", "i"}, "--jwt-audience");
+    expect_rejected({"--jwt-issuer", "i"}, "only with --jwt-jwks");
+    expect_rejected({"--jwt-jwks", "ftp://x/jwks", "--jwt-issuer", "i", "--jwt-audience", "a"}, "http");
+    expect_rejected({"--jwt-jwks-refresh-s", "0"}, "--jwt-jwks-refresh-s");
 }
 
 // Contract 8.7: --cache-negative-capacity (0 = off) and --idempotency-ttl-s, from the command

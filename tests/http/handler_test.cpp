@@ -17,10 +17,7 @@ namespace {
 
 class Handler : public ::testing::Test {
 protected:
-    Handler() {
-        service::seed_users(repo, 10);
-        cfg.admin_token = "s3cret";
-    }
+    Handler() { service::seed_users(repo, 10); }
 
     http::response call(bhttp::verb method, std::string target, std::string body = "",
                         std::vector<std::pair<std::string, std::string>> headers = {}) {
@@ -57,7 +54,12 @@ protected:
         EXPECT_TRUE(p["detail"].is_string());
     }
 
-    config::settings cfg;
+    // Set before the handler below is made from it: it reads the admin token once.
+    config::settings cfg = [] {
+        config::settings s;
+        s.admin_token = "s3cret";
+        return s;
+    }();
     core::manual_clock clock;
     boost::asio::io_context ioc;
     userapi::testing::counting_repository repo;

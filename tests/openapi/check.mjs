@@ -5,7 +5,9 @@
 //
 // usage: node check.mjs --binary build/userapi
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -267,9 +269,43 @@ async function requireIfMatchServer() {
   }
 }
 
+// Credentials configured (an API key file): 401 without a bearer or with an unknown one, 400 for
+// another scheme, 403 for a missing scope, 200 with the key and its identity's RateLimit policy.
+async function credentialsServer() {
+  const dir = mkdtempSync(path.join(tmpdir(), 'userapi-openapi-'));
+  const reader = randomBytes(32).toString('base64url');
+  const keys = path.join(dir, 'keys.json');
+  const sha256 = createHash('sha256').update(reader).digest('hex');
+  writeFileSync(keys, JSON.stringify({ keys: [{ id: 'reader', sha256, scopes: ['users:read'] }] }));
+  const server = await start(['--db-latency-ms', '0', '--api-keys', keys, '--rate-limit-capacity', '100']);
+  const bearer = { Authorization: `Bearer ${reader}` };
+  try {
+    for (const c of [
+      { method: 'GET', target: '/users/1', status: 401 },
+      { method: 'GET', target: '/users/1', headers: { Authorization: 'Bearer unknown' }, status: 401 },
+      { method: 'GET', target: '/users/1', headers: { Authorization: 'Basic eDp5' }, status: 400 },
+      { method: 'GET', target: '/users/1', headers: bearer, status: 200 },
+      { method: 'GET', target: '/users?limit=1', headers: bearer, status: 200 },
+      { method: 'POST', target: '/users', headers: { ...json, ...bearer }, body: '{"name":"N","email":"n@example.com"}', status: 403 },
+      { method: 'GET', target: '/cache-status', headers: bearer, status: 403 },
+      { method: 'DELETE', target: '/cache', status: 401 },
+    ]) {
+      const res = await send(server.port, c);
+      check(res.status === c.status, `credentials: ${c.method} ${c.target}: expected ${c.status}, got ${res.status}`);
+      if (c.headers?.Authorization === bearer.Authorization)
+        check(/^"identity";/.test(res.headers['ratelimit-policy'] ?? ''), `credentials: ${c.method} ${c.target}: the identity's RateLimit-Policy`);
+      conforms(c, res);
+    }
+  } finally {
+    await stop(server);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 await mainServer();
 await slowServer();
 await requireIfMatchServer();
+await credentialsServer();
 for (const [p, ops] of Object.entries(spec.paths))
   for (const [m, op] of Object.entries(ops))
     if (op.operationId) check(exercised.has(op.operationId), `${m.toUpperCase()} ${p} (${op.operationId}) exercised`);

@@ -6,13 +6,14 @@ build stage copies everything CMake needs). `docker build` runs too where a daem
 usage: deploy_test.py --binary build/userapi --build-dir build
 """
 import argparse
+import json
 import os
 import re
 import shutil
 import subprocess
 import tempfile
 
-from harness import ROOT, Failures, Userapi, find_tool, missing
+from harness import ROOT, Failures, Userapi, call, find_tool, missing
 
 BASE_PACKAGES = {"libc6", "libgcc-s1", "libstdc++6"}  # in debian:12-slim already
 
@@ -55,7 +56,8 @@ def check_unit(f, stage, paths, unit):
         missing("systemd-analyze (Debian package systemd)")
     for key in ("DynamicUser=yes", "NoNewPrivileges=yes", "ProtectSystem=strict", "StateDirectory=userapi"):
         f.check(re.search(rf"^{re.escape(key)}$", unit, re.M) is not None, f"the unit sets {key}")
-    f.check("ExecReload" not in unit.replace("no ExecReload", ""), "no ExecReload (the config is read at start)")
+    f.check(re.search(r"^ExecReload=/bin/kill -HUP \$MAINPID$", unit, re.M) is not None,
+            "ExecReload sends SIGHUP (it rereads the API keys and a JWK Set file)")
     # verify needs the ExecStart binary to exist: point the unit at the staged tree.
     staged = unit.replace(paths["binary"], stage + paths["binary"]).replace(paths["config"], stage + paths["config"])
     with tempfile.TemporaryDirectory() as d:
@@ -210,6 +212,47 @@ def check_compose(f):
             "compose.yaml runs three instances and nginx names all three")
     f.check("--data=postgresql://" in compose and "--rate-limit-store=redis://" in compose,
             "compose.yaml's instances share PostgreSQL and Redis")
+    # They listen on 0.0.0.0: protected mode refuses them unless they have credentials.
+    f.check("--address=0.0.0.0" in compose and re.search(r"--(api-keys|jwt-jwks)=", compose) is not None,
+            "compose.yaml's instances listen beyond loopback and are given credentials")
+
+
+def check_protected_mode(f, binary):
+    """The image's entrypoint and arguments start (with a key file at the path they name), and
+    refuse to without one; on its own the installed config needs none (it listens on loopback)."""
+    st = stages(os.path.join(ROOT, "Dockerfile"))
+    runtime = st[-1][1]
+    entry = next((json.loads(i[len("ENTRYPOINT"):]) for i in runtime if i.startswith("ENTRYPOINT")), [])
+    cmd = next((json.loads(i[len("CMD"):]) for i in runtime if i.startswith("CMD")), [])
+    f.check("0.0.0.0" in entry and cmd[:1] == ["--api-keys"],
+            f"the image listens on every interface and names an API key file by default: {entry} {cmd}")
+    with tempfile.TemporaryDirectory() as d:
+        keys = subprocess.run([binary, "new-api-key", "deploy-test", "users:read"], capture_output=True, text=True,
+                              timeout=30).stdout.splitlines()
+        key_file = os.path.join(d, "api-keys.json")
+        open(key_file, "w").write('{"keys": [%s]}' % keys[1])
+        # The image's own arguments, its files mapped into this folder, on a loopback port
+        # (the harness gives --port and --data itself).
+        args = []
+        it = iter(entry[1:] + cmd)
+        for a in it:
+            if a == "--data":
+                next(it)
+                continue
+            args.append(a.replace("/etc/userapi/userapi.json", os.path.join(ROOT, "config", "userapi.json"))
+                        .replace("/etc/userapi/api-keys.json", key_file))
+        args = [a if a != "0.0.0.0" else "127.0.0.1" for a in args]
+        api = Userapi(binary, *args, "--log-level", "warn")
+        status, _, _ = call(api.port, "GET", "/users/1")
+        status_key, _, _ = call(api.port, "GET", "/users/1", headers={"Authorization": "Bearer " + keys[0]})
+        f.check(api.stop() == 0 and status == 401 and status_key == 200,
+                f"with the image's arguments: 401 without the key ({status}), 200 with it ({status_key})")
+        bare = [a for a in args if a not in ("--api-keys", key_file)]
+        bare = [a if a != "127.0.0.1" else "0.0.0.0" for a in bare]
+        r = subprocess.run([binary, *bare, "--port", "0", "--data", ":memory:"], capture_output=True, text=True,
+                           timeout=30)
+        f.check(r.returncode == 2 and "--anonymous-scopes" in r.stderr,
+                f"without credentials on 0.0.0.0 it refuses to start: exit {r.returncode} {r.stderr.strip()}")
 
 
 def main():
@@ -223,6 +266,7 @@ def main():
         check_unit(f, stage, paths, unit)
     check_dockerfile(f, args.binary, bool(cache_value(args.build_dir, "USERAPI_SANITIZE")))
     check_compose(f)
+    check_protected_mode(f, args.binary)
     f.exit()
 
 

@@ -11,6 +11,11 @@
 
 namespace userapi::app {
 
+// The --api-keys file and a --jwt-jwks file read as the server will read them: an unusable one
+// throws auth::setup_error naming it, before anything is logged (a JWK Set URL is fetched by
+// start()).
+void check_credential_files(const config::settings& cfg);
+
 class server {
 public:
     // `repo` null: the SQLite store at cfg.db_path (throws storage_error when it cannot be

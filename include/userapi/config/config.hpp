@@ -23,9 +23,11 @@ struct settings {
     std::size_t max_clients = 100000;
     std::string rate_limit_store;  // "": buckets in this process; redis://HOST[:PORT][/DB]: shared
     std::int64_t rate_limit_store_timeout_ms = 50;
-    std::string rate_limit_store_fallback = "local";  // local | open | closed
-    bool rate_limit_store_pipelining = true;          // off: one decision in flight per connection (to measure)
-    bool rate_limit_store_denial_cache = true;        // off: every refusal asks Redis (to measure)
+    std::string rate_limit_store_fallback = "local";   // local | open | closed
+    bool rate_limit_store_pipelining = true;           // off: one decision in flight per connection (to measure)
+    bool rate_limit_store_denial_cache = true;         // off: every refusal asks Redis (to measure)
+    double rate_limit_identity_capacity = 0;           // 0: 10x rate_limit_capacity
+    double rate_limit_identity_refill_per_minute = 0;  // 0: 10x rate_limit_refill_per_minute
 
     std::size_t cache_capacity = 10000;
     std::int64_t cache_ttl_ms = 60000;
@@ -55,12 +57,26 @@ struct settings {
     std::size_t max_connections = 10000;
     std::size_t max_connections_per_client = 256;  // TCP peers outside trusted_proxies, by client key
 
-    std::string admin_token;    // empty: DELETE /cache is open
+    std::string admin_token;  // empty: DELETE /cache is open
+
+    // Credentials (contract section 9); none configured: anonymous requests may do everything.
+    std::string api_keys_file;  // empty: no API keys
+    std::string jwt_jwks;       // a file or an http(s):// URL; empty: no JWT
+    std::string jwt_issuer;     // required with jwt_jwks
+    std::string jwt_audience;   // required with jwt_jwks
+    std::int64_t jwt_leeway_s = 60;
+    std::int64_t jwt_jwks_refresh_s = 300;
+    // What a request without credentials may do; unset: every scope while no credentials are
+    // configured, none once they are. Each element may hold several scopes, blank-separated.
+    std::optional<std::vector<std::string>> anonymous_scopes;
     std::string instance_name;  // empty: host:port
     std::string log_level = "info";
     std::string log_format = "text";
 
     unsigned effective_threads() const;
+    bool credentials_configured() const { return !api_keys_file.empty() || !jwt_jwks.empty(); }
+    double identity_capacity() const;
+    double identity_refill_per_minute() const;
     bool uses_postgresql() const;
     // Rewrites a --data value for display (hiding its secrets); config/ cannot read a libpq
     // connection string itself, so the caller hands in the store's reader

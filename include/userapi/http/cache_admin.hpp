@@ -1,4 +1,4 @@
-// DELETE /cache (behind the admin token) and GET /cache-status.
+// DELETE /cache and GET /cache-status (the admin scope, checked by auth_gate before).
 #pragma once
 
 #include <boost/asio/awaitable.hpp>

@@ -17,6 +17,10 @@ namespace userapi::http {
 enum class method_label { get, head, post, patch, del, other };
 inline constexpr int kMethodCount = 6;
 
+// Why a request's credentials were refused (userapi_auth_failures_total{reason}).
+enum class auth_failure { missing, invalid_token, insufficient_scope, invalid_request };
+inline constexpr int kAuthFailureCount = 4;
+
 class metrics {
 public:
     static constexpr std::array<double, 14> kBuckets = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
@@ -26,12 +30,17 @@ public:
     void rate_limited() { mine().rate_limited.fetch_add(1, std::memory_order_relaxed); }
     void connection_opened() { mine().connections_accepted.fetch_add(1, std::memory_order_relaxed); }
     void connection_refused() { mine().connections_refused.fetch_add(1, std::memory_order_relaxed); }
+    void auth_failed(auth_failure why) {
+        mine().auth_failures[static_cast<int>(why)].fetch_add(1, std::memory_order_relaxed);
+    }
+    std::uint64_t auth_failures(auth_failure why) const;
 
     std::uint64_t total() const;
     std::uint64_t rate_limited_total() const;
     double average_ms() const;
 
-    // http_requests_total, http_request_duration_seconds, rate limiting, connections.
+    // http_requests_total, http_request_duration_seconds, rate limiting, connections, refused
+    // credentials.
     void render(prometheus_writer& w) const;
 
 private:
@@ -50,6 +59,7 @@ private:
         counter rate_limited{0};
         counter connections_accepted{0};
         counter connections_refused{0};
+        std::array<counter, kAuthFailureCount> auth_failures{};
     };
 
     shard& mine();  // the calling thread's shard

@@ -32,6 +32,7 @@ struct request_info {
     std::string_view request_id;
     std::pmr::memory_resource* memory = nullptr;
     std::string_view peer_text = {};  // the peer as text, made once per connection (for the log)
+    bool body_unread = false;         // refused on its header (refuses_unread): no body was read
 };
 
 class request_handler {
@@ -56,6 +57,12 @@ public:
     // rendered answer (only for a keep-alive HTTP/1.1 request while not draining). Must not
     // have acted on the request (charged a token, counted a hit) when it returns none.
     virtual at_once answer_at_once(const request&, const request_info&, std::string& /*head*/) { return {}; }
+
+    // Called once a request's header is complete and a body follows: true when the answer is
+    // known to be a refusal that needs no body (its credentials, contract 9.4). The session then
+    // reads no body, calls handle() with `body_unread` set, and closes the connection after.
+    // Must not act on the request (charge a token, count anything).
+    virtual bool refuses_unread(const request& /*header*/) { return false; }
 
     // The answer to a request the session refuses before it is read in full (400, 413, 431):
     // `req` holds whatever header was parsed, maybe none. The connection closes after it.

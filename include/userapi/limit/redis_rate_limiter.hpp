@@ -29,6 +29,7 @@
 #include <chrono>
 #include <memory>
 #include <mutex>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -41,6 +42,7 @@
 #include "userapi/core/clock.hpp"
 #include "userapi/core/ip_address.hpp"
 #include "userapi/core/token_bucket.hpp"
+#include "userapi/limit/identity_rate_limiter.hpp"
 #include "userapi/limit/local_rate_limiter.hpp"
 #include "userapi/limit/redis_client.hpp"
 
@@ -56,16 +58,19 @@ struct rate_decision {
 class redis_rate_limiter {
 public:
     // One connection per io_context in `iocs` (the I/O threads'). `local` is the fallback's
-    // bucket table.
+    // bucket table, `identities` the fallback's for authenticated identities (null: none).
     redis_rate_limiter(const std::vector<boost::asio::io_context*>& iocs, redis_target target,
                        core::bucket_policy policy, const core::clock& clock, std::chrono::milliseconds timeout,
                        store_fallback fallback, local_rate_limiter& local, std::size_t max_denials,
-                       bool pipelining = true, bool denial_cache = true);
+                       bool pipelining = true, bool denial_cache = true, identity_rate_limiter* identities = nullptr);
     ~redis_rate_limiter();
 
     void start();
     // Decides for `client` on the calling coroutine's io_context (one of `iocs`).
     boost::asio::awaitable<rate_decision> acquire(const core::ip_address& client);
+    // The same for an authenticated identity's bucket ("userapi:rl:id:<identity>") under its
+    // own policy. Its refusals are not remembered here: Redis decides each one.
+    boost::asio::awaitable<rate_decision> acquire(std::string_view identity, const core::bucket_policy& policy);
 
     // Every connection is up with its script loaded.
     bool healthy() const;
@@ -73,14 +78,16 @@ public:
     std::uint64_t reconnects() const;
     std::uint64_t denials_answered_here() const { return cached_denials_.load(std::memory_order_relaxed); }
 
-    // The Lua script: KEYS[1] the bucket, ARGV capacity and refill per second; returns
-    // {allowed (0/1), tokens left (a string)}.
+    // The Lua script: KEYS the buckets, ARGV capacity and refill per second for all of them
+    // or, after those two, a pair per key; returns {allowed (0/1), tokens left (a string)} per key.
     static const char* script();
 
 private:
     struct connection;
     struct pending;
-    rate_decision fall_back(const core::ip_address& client);
+    rate_decision fall_back(const pending& p);
+    template <class Fill>  // Fill(pending&) names the bucket
+    boost::asio::awaitable<rate_decision> decide(Fill fill, core::steady_time now);
     connection& connection_for(boost::asio::io_context& ioc);
     // Decisions sent as one script run: consecutive sequence numbers.
     struct batch {
@@ -113,6 +120,7 @@ private:
     const std::chrono::milliseconds timeout_;
     const store_fallback fallback_;
     local_rate_limiter& local_;
+    identity_rate_limiter* identities_;
     const std::size_t max_denials_per_shard_;
     const bool denial_cache_;
     const std::vector<std::string> script_args_;  // capacity and refill per second, formatted once
