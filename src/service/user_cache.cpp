@@ -64,12 +64,24 @@ bool user_cache::end(const ticket& t, const std::optional<cached_user>& result) 
         floor = it->second.floor;
         if (--it->second.operations == 0) flights_.erase(it);
     }
-    if (!result || t.epoch != epoch_) return false;
+    if (!result) return false;
     cached_user r = *result;
     // Not found, where the user was known to exist when this began: deleted since.
     if (!r.exists() && r.version == 0 && t.known > 0) r = cached_user::deleted(t.known / 2);
     const auto rank = r.rank();
-    if (rank < floor || rank < known_rank(t.id)) return false;  // older than what is known: dropped
+    if (t.epoch != epoch_ || rank < floor) {
+        // Not stored (it began before a reset, or an invalidation voided it), yet what the store
+        // said is still a committed fact: nothing older may be stored after it or stay cached.
+        // (A write of v2 that began before a reset must not leave v1, whose write began after
+        // it, as the entry.)
+        raise_floor(t.id, rank);
+        if (known_rank(t.id) < rank && rank > 0) {
+            users_.erase(t.id);
+            negatives_.erase(t.id);
+        }
+        return false;
+    }
+    if (rank < known_rank(t.id)) return false;  // older than what is known: dropped
     raise_floor(t.id, rank);
     return store(t.id, r, now);
 }

@@ -163,6 +163,25 @@ TEST_F(Cache, ResetVoidsReadsInFlightClearDoesNot) {
     EXPECT_TRUE(cache.end(before_clear, user_at(13, 1)));
 }
 
+// Two writes of one user around a reset (found by the cluster's fault test): v2's began before
+// the reset, v1's after it. v2's result is not stored (it began before), but it still says v1
+// is old: v1 ending after it is dropped, and ending before it does not stay.
+TEST_F(Cache, AResultVoidedByResetStillOrdersTheOthers) {
+    const auto v2 = cache.begin(14);
+    cache.reset();
+    const auto v1 = cache.begin(14);
+    EXPECT_FALSE(cache.end(v2, user_at(14, 2)));
+    EXPECT_FALSE(cache.end(v1, user_at(14, 1))) << "older than a committed result";
+    EXPECT_EQ(seen(14), std::nullopt);
+
+    const auto w2 = cache.begin(15);
+    cache.reset();
+    const auto w1 = cache.begin(15);
+    EXPECT_TRUE(cache.end(w1, user_at(15, 1)));
+    EXPECT_FALSE(cache.end(w2, user_at(15, 2)));
+    EXPECT_EQ(seen(15), std::nullopt) << "v1 stayed cached although v2 was committed";
+}
+
 // Finding 9 (contract 8.5): not-founds live in their own LRU of negative_capacity entries; a
 // flood of unknown ids evicts no user.
 TEST_F(Cache, NotFoundsNeverEvictUsers) {
