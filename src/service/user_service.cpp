@@ -326,6 +326,27 @@ void user_service::submit_write(std::int64_t id, std::function<write_done(user_r
         (*finish)({reply{outcome::queue_full}});
 }
 
+namespace {
+
+// The answers every write shares: the store failed (not performed, or nobody knows) or the
+// Idempotency-Key refused it; true when `w` is then the whole answer. (`Done`: write_done.)
+template <class Done>
+bool refused_or_failed(attempt tried, const write_result& r, Done& w) {
+    if (tried != attempt::ok) {
+        w.answer.status = tried == attempt::maybe_performed ? outcome::unknown : outcome::unavailable;
+        w.outcome_unknown = tried == attempt::maybe_performed;  // a create's has no id: nothing to drop
+        return true;
+    }
+    if (r.key == key_outcome::mismatch || r.key == key_outcome::in_progress) {
+        w.answer.status = r.key == key_outcome::mismatch ? outcome::key_mismatch : outcome::key_in_progress;
+        return true;
+    }
+    w.answer.replayed = r.key == key_outcome::replayed;
+    return false;
+}
+
+}  // namespace
+
 void user_service::create(new_user u, callback done, std::optional<idempotency_key> key) {
     submit_write(
         0,
@@ -333,15 +354,7 @@ void user_service::create(new_user u, callback done, std::optional<idempotency_k
             write_done w;
             write_result r;
             const auto tried = guarded([&] { r = key ? repo.create_once(u, *key) : repo.create(u); }, w.answer.error);
-            if (tried != attempt::ok) {
-                w.answer.status = tried == attempt::maybe_performed ? outcome::unknown : outcome::unavailable;
-                return w;
-            }
-            if (r.key == key_outcome::mismatch || r.key == key_outcome::in_progress) {
-                w.answer.status = r.key == key_outcome::mismatch ? outcome::key_mismatch : outcome::key_in_progress;
-                return w;
-            }
-            w.answer.replayed = r.key == key_outcome::replayed;
+            if (refused_or_failed(tried, r, w)) return w;
             if (r.status != write_status::done) {
                 w.answer.status = outcome_of(r.status);
                 return w;
@@ -367,16 +380,7 @@ void user_service::update(std::int64_t id, user_patch patch, precondition pre, c
             const auto tried =
                 guarded([&] { r = key ? repo.update_once(id, patch, pre, *key) : repo.update(id, patch, pre); },
                         w.answer.error);
-            if (tried != attempt::ok) {
-                w.answer.status = tried == attempt::maybe_performed ? outcome::unknown : outcome::unavailable;
-                w.outcome_unknown = tried == attempt::maybe_performed;
-                return w;
-            }
-            if (r.key == key_outcome::mismatch || r.key == key_outcome::in_progress) {
-                w.answer.status = r.key == key_outcome::mismatch ? outcome::key_mismatch : outcome::key_in_progress;
-                return w;
-            }
-            w.answer.replayed = r.key == key_outcome::replayed;
+            if (refused_or_failed(tried, r, w)) return w;
             w.answer.status = outcome_of(r.status);
             if (r.status == write_status::done) {
                 w.answer.from = source::miss;
@@ -400,16 +404,7 @@ void user_service::remove(std::int64_t id, precondition pre, callback done, std:
             write_result r;
             const auto tried =
                 guarded([&] { r = key ? repo.remove_once(id, pre, *key) : repo.remove(id, pre); }, w.answer.error);
-            if (tried != attempt::ok) {
-                w.answer.status = tried == attempt::maybe_performed ? outcome::unknown : outcome::unavailable;
-                w.outcome_unknown = tried == attempt::maybe_performed;
-                return w;
-            }
-            if (r.key == key_outcome::mismatch || r.key == key_outcome::in_progress) {
-                w.answer.status = r.key == key_outcome::mismatch ? outcome::key_mismatch : outcome::key_in_progress;
-                return w;
-            }
-            w.answer.replayed = r.key == key_outcome::replayed;
+            if (refused_or_failed(tried, r, w)) return w;
             w.answer.status = outcome_of(r.status);
             if (w.answer.replayed) return w;
             // Deleted: a tombstone of the version it removed. Not there: no such user now.
